@@ -1,0 +1,104 @@
+"""The validated configuration behind ``autolog()``."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidymlflow.plots import PLOT_NAMES
+
+BUILTIN_LAYERS = ("parsnip", "workflows", "recipes", "tune", "workflowsets")
+_BOOL_FLAGS = ("log_outputs", "log_models", "log_datasets", "log_fold_runs", "exclusive",
+               "disable", "silent")
+
+
+@dataclass(frozen=True)
+class AutologConfig:
+    """What autologging does; one immutable instance is active at a time."""
+
+    layers: Mapping[str, bool] = field(default_factory=dict)
+    log_outputs: bool = True
+    log_plots: frozenset[str] = PLOT_NAMES
+    plotly_js: str = "cdn"
+    log_models: bool = False
+    log_datasets: bool = True
+    log_fold_runs: bool = False
+    max_tuning_runs: int | None = 20
+    extra_tags: Mapping[str, str] = field(default_factory=dict)
+    exclusive: bool = False
+    disable: bool = False
+    silent: bool = False
+
+    def layer_enabled(self, name: str) -> bool:
+        return not self.disable and self.layers.get(name, True)
+
+
+def _require_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"autolog(): {name} must be True or False, got {type(value).__name__}")
+    return value
+
+
+def _plots(value: Any) -> frozenset[str]:
+    if isinstance(value, bool):
+        return PLOT_NAMES if value else frozenset()
+    if isinstance(value, str) or not isinstance(value, Collection):
+        raise TypeError("autolog(): log_plots must be True, False or a collection of plot names, "
+                        f"got {type(value).__name__}")
+    unknown = sorted(str(v) for v in value if v not in PLOT_NAMES)
+    if unknown:
+        raise ValueError(f"autolog(): log_plots has unknown plot name(s) {unknown}; "
+                         f"valid names are {sorted(PLOT_NAMES)}")
+    return frozenset(value)
+
+
+def _max_runs(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"autolog(): max_tuning_runs must be an int or None, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"autolog(): max_tuning_runs must be >= 0, got {value}")
+    return value
+
+
+def _tags(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise TypeError("autolog(): extra_tags must be a dict with string keys")
+    return {k: str(v) for k, v in value.items()}
+
+
+def _layer_flags(builtin: Mapping[str, Any], extra: Any, registered: Collection[str]) -> dict[str, bool]:
+    flags = {name: _require_bool(name, value) for name, value in builtin.items()}
+    if extra is None:
+        return flags
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"autolog(): layers must be a dict of {{name: bool}}, got {type(extra).__name__}")
+    for name, value in extra.items():
+        if name in BUILTIN_LAYERS:
+            raise ValueError(f"autolog(): layers={{'{name}': ...}} names a built-in layer; "
+                             f"use the {name}= flag")
+        if name not in registered:
+            raise ValueError(f"autolog(): layers names unknown layer '{name}'; "
+                             f"registered layers are {sorted(registered)}")
+        flags[name] = _require_bool(f"layers['{name}']", value)
+    return flags
+
+
+def build_config(flags: dict[str, Any], registered: Collection[str]) -> AutologConfig:
+    """Validate ``autolog()``'s keyword arguments; raise TypeError/ValueError naming the flag."""
+    for name in _BOOL_FLAGS:
+        _require_bool(name, flags[name])
+    if flags["plotly_js"] not in ("cdn", "embed"):
+        raise ValueError(f"autolog(): plotly_js must be 'cdn' or 'embed', got {flags['plotly_js']!r}")
+    return AutologConfig(
+        layers=_layer_flags({n: flags[n] for n in BUILTIN_LAYERS}, flags["layers"], registered),
+        log_plots=_plots(flags["log_plots"]),
+        plotly_js=flags["plotly_js"],
+        max_tuning_runs=_max_runs(flags["max_tuning_runs"]),
+        extra_tags=_tags(flags["extra_tags"]),
+        **{name: flags[name] for name in _BOOL_FLAGS},
+    )

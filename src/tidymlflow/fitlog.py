@@ -1,0 +1,140 @@
+"""Logging of fitted models (single and per-group) and of their later ``evaluate()`` calls.
+Shared by the layers whose calls return py-tidymodels fits; it knows fits, not layers."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from tidymlflow import tidymodels as tm
+from tidymlflow._runs import registry
+
+TABLES = ("outputs", "coefficients", "stats")
+
+
+def describe(fit: Any) -> dict[str, Any]:
+    """Spec, formula, preprocessor kind and run name of a WorkflowFit or ModelFit."""
+    if hasattr(fit, "workflow"):  # WorkflowFit
+        spec = fit.workflow.spec
+        pre = "formula" if isinstance(fit.pre, str) else "recipe"
+        formula = fit.formula
+        name = fit.workflow.model_name or spec.model_type
+    else:  # ModelFit
+        spec, pre = fit.spec, "formula"
+        formula = tm.formula_of(fit)
+        name = fit.model_name or spec.model_type
+    return {"spec": spec, "preprocessor": pre, "formula": formula, "name": name}
+
+
+def model_tags(spec: Any, preprocessor: str) -> dict[str, str]:
+    return {"model_type": spec.model_type, "engine": spec.engine, "preprocessor": preprocessor}
+
+
+def fit_params(info: dict[str, Any]) -> dict[str, Any]:
+    params = {**tm.model_params(info["spec"]), "preprocessor": info["preprocessor"]}
+    if info["formula"] is not None:
+        params["formula"] = info["formula"]
+    return params
+
+
+def log_tables(call, writer, frames: tuple) -> None:
+    if call.config.log_outputs:
+        for name, frame in zip(TABLES, frames):
+            writer.log_table(frame, f"tidymodels/{name}.parquet")
+
+
+def log_dataset(call, writer, data: Any, context: str) -> None:
+    """Record a frame as an MLflow dataset input (schema and digest, no rows)."""
+    if not call.config.log_datasets or data is None or not hasattr(data, "columns"):
+        return
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+
+    dataset = mlflow.data.from_pandas(data, name=context)
+    writer.add_dataset(DatasetInput(dataset._to_mlflow_entity(),
+                                    [InputTag("mlflow.data.context", context)]))
+
+
+def log_single(call, writer, fit: Any, data: Any = None, extra_params: Optional[dict] = None) -> None:
+    """Params, tags, metrics and the three tables of one fit; remember its run for evaluate()."""
+    info = describe(fit)
+    writer.log_params({**fit_params(info), **(extra_params or {})})
+    writer.set_tags(model_tags(info["spec"], info["preprocessor"]))
+    if call.duration is not None:
+        writer.log_metric("fit_duration_s", call.duration)
+    frames = fit.extract_outputs()
+    metrics, tags = tm.stats_metrics(frames[2])
+    writer.log_metrics(metrics)
+    writer.set_tags(tags)
+    log_tables(call, writer, frames)
+    log_dataset(call, writer, data, "train")
+    _register(fit, writer.run_id)
+
+
+def _register(fit: Any, run_id: str, **info: Any) -> None:
+    registry.register(fit, run_id, evaluations=0, **info)
+    inner = getattr(fit, "fit", None)
+    if inner is not None and not callable(inner):  # WorkflowFit.fit is the ModelFit
+        registry.register(inner, run_id, evaluations=0, **info)
+
+
+def nested_run_name(spec: Any, group_col: str) -> str:
+    return f"{spec.model_type} by {group_col}"
+
+
+def log_nested(call, parent, nested: Any, data: Any = None) -> None:
+    """Parent (group summary, combined tables) and one child run per group."""
+    group_col = nested.group_col
+    frames = nested.extract_outputs()
+    stats_by_group = dict(tm.by_group(frames[2], group_col))
+    children, per_group = {}, {}
+    infos = {g: describe(f) for g, f in nested.group_fits.items()}
+    for group, fit in nested.group_fits.items():
+        info = infos[group]
+        child = call.start_run(f"{group_col}={group}", parent=parent,
+                               tags={**model_tags(info["spec"], info["preprocessor"]),
+                                     "group_col": group_col, "group": str(group)})
+        child.log_params({**fit_params(info), "group_col": group_col})
+        group_stats = stats_by_group.get(group)
+        if group_stats is not None:
+            per_group[group], tags = tm.stats_metrics(group_stats)
+            child.log_metrics(per_group[group])
+            child.set_tags(tags)
+        children[group] = child.run_id
+        _register(fit, child.run_id)
+    first = next(iter(infos.values()))
+    params = {**fit_params(first), "group_col": group_col, "n_groups": len(children)}
+    if len({i["formula"] for i in infos.values()}) != 1:
+        params.pop("formula", None)
+    parent.log_params(params)
+    parent.set_tags({**model_tags(first["spec"], first["preprocessor"]), "group_col": group_col})
+    parent.log_metrics(tm.group_summary(per_group))
+    if call.duration is not None:
+        parent.log_metric("fit_duration_s", call.duration)
+    log_tables(call, parent, frames)
+    log_dataset(call, parent, data, "train")
+    registry.register(nested, parent.run_id, evaluations=0, children=children)
+
+
+def evaluate(call):
+    """Handler for every ``*.evaluate``: add test metrics and refresh tables in the fit's run(s)."""
+    entry = registry.lookup(call.instance)
+    if entry is None:
+        return  # a fit that was not logged is not logged by its evaluate either
+    fit = yield
+    step = entry["evaluations"]
+    entry["evaluations"] += 1
+    frames = fit.extract_outputs()
+    writer = call.resume_run(entry["run_id"])
+    if "children" not in entry:
+        metrics, _ = tm.stats_metrics(frames[2], splits={"test"})
+        writer.log_metrics(metrics, step=step)
+    else:
+        per_group = {}
+        for group, stats in tm.by_group(frames[2], fit.group_col):
+            run_id = entry["children"].get(group)
+            if run_id is not None:
+                per_group[group], _ = tm.stats_metrics(stats, splits={"test"})
+                call.resume_run(run_id).log_metrics(per_group[group], step=step)
+        writer.log_metrics(tm.group_summary(per_group), step=step)
+    log_tables(call, writer, frames)
+    log_dataset(call, writer, call.argument("test_data"), "test")

@@ -1,0 +1,1 @@
+"""Built-in layers, one module per py-tidymodels package, registered as entry points."""

@@ -1,0 +1,100 @@
+"""Readers for py-tidymodels objects and its three output DataFrames, shared by the layers.
+Everything here works on plain attributes and frames: no py-tidymodels import."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Iterator
+
+import pandas as pd
+
+
+def param_text(value: Any) -> str:
+    """How a setting is shown as an MLflow param value."""
+    if type(value).__name__ == "TuneParameter":
+        return "tune()"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, numbers.Number)) or value is None:
+        return str(value)
+    if hasattr(value, "get_params"):  # sklearn estimators and friends
+        return type(value).__name__
+    if callable(value):
+        return getattr(value, "__qualname__", getattr(value, "__name__", type(value).__name__))
+    return str(value)
+
+
+def _is_spec(value: Any) -> bool:
+    return all(hasattr(value, a) for a in ("model_type", "engine", "args"))
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
+    if _is_spec(value):
+        out[f"{prefix}.model_type"] = value.model_type
+        out[f"{prefix}.engine"] = value.engine
+        for k, v in (value.args or {}).items():
+            _flatten(f"{prefix}.{k}", v, out)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}", v, out)
+    else:
+        out[prefix] = param_text(value)
+
+
+def model_params(spec: Any) -> dict[str, str]:
+    """``model_type``, ``engine``, ``mode`` and ``args.<name>`` (nested specs flattened)."""
+    params = {"model_type": spec.model_type, "engine": spec.engine, "mode": spec.mode}
+    for name, value in (spec.args or {}).items():
+        _flatten(f"args.{name}", value, params)
+    return params
+
+
+def formula_of(model_fit: Any, default: Any = None) -> Any:
+    """The formula a ModelFit was actually fitted with (blueprint object or dict)."""
+    bp = getattr(model_fit, "blueprint", None)
+    if isinstance(bp, dict):
+        return bp.get("formula", default)
+    return getattr(bp, "formula", default)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+        return None
+    return float(value)
+
+
+def stats_metrics(stats: pd.DataFrame, splits: Any = None) -> tuple[dict[str, float], dict[str, str]]:
+    """Numeric ``stats`` rows as metrics ``<split>_<metric>`` (``<metric>`` for an empty split)
+    and text rows as tags ``stats.<metric>``. ``splits`` keeps only those splits' rows.
+    Non-finite numbers are kept here; the writer skips and counts them."""
+    metrics: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    for split, metric, value in zip(stats["split"], stats["metric"], stats["value"]):
+        split = "" if split is None or (isinstance(split, float) and math.isnan(split)) else str(split)
+        if splits is not None and split not in splits:
+            continue
+        number = _number(value)
+        if number is not None:
+            metrics[f"{split}_{metric}" if split else str(metric)] = number
+        elif value is not None and not (isinstance(value, float) and math.isnan(value)):
+            tags[f"stats.{metric}"] = str(value)
+    return metrics, tags
+
+
+def by_group(frame: pd.DataFrame, group_col: str) -> Iterator[tuple[Any, pd.DataFrame]]:
+    """Rows of a nested fit's frame per group value, in order of appearance."""
+    if group_col not in frame.columns:
+        return iter(())
+    return iter(frame.groupby(group_col, sort=False))
+
+
+def group_summary(per_group: dict[Any, dict[str, float]]) -> dict[str, float]:
+    """``<name>_mean`` and ``<name>_std`` of every metric across groups."""
+    table = pd.DataFrame.from_dict(per_group, orient="index")
+    summary: dict[str, float] = {}
+    for name in table.columns:
+        column = pd.to_numeric(table[name], errors="coerce")
+        summary[f"{name}_mean"] = column.mean()
+        summary[f"{name}_std"] = column.std()
+    return summary
