@@ -1,0 +1,108 @@
+"""Test set-up: real py-tidymodels when importable, else the stand-in; a real sqlite MLflow store;
+strict mode; autolog switched off after every test."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["TIDYMLFLOW_STRICT"] = "1"
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+STANDIN = Path(__file__).parent / "standin"
+REAL = importlib.util.find_spec("py_workflows") is not None
+if not REAL:
+    sys.path.insert(0, str(STANDIN))
+    # loky workers are fresh processes: they find the stand-in through PYTHONPATH
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(STANDIN), os.environ.get("PYTHONPATH")) if p)
+
+
+def pytest_report_header(config):
+    which = "REAL py-tidymodels" if REAL else f"the py-tidymodels STAND-IN ({STANDIN})"
+    return f"tidymlflow tests run against {which}"
+
+
+class Store:
+    """One experiment of a real sqlite tracking store, read back with MlflowClient."""
+
+    def __init__(self, client, experiment_id: str, root: Path):
+        self.client, self.experiment_id, self.root = client, experiment_id, root
+
+    def runs(self, filter_string: str = ""):
+        return self.client.search_runs([self.experiment_id], filter_string=filter_string,
+                                       max_results=1000)
+
+    def run(self, name: str):
+        runs = [r for r in self.runs() if r.info.run_name == name]
+        assert len(runs) == 1, f"expected one run named {name!r}, got {[r.info.run_name for r in self.runs()]}"
+        return runs[0]
+
+    def children(self, run):
+        return self.runs(f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+
+    def table(self, run, path: str) -> pd.DataFrame:
+        local = self.client.download_artifacts(run.info.run_id, path, str(self.root / uuid.uuid4().hex))
+        return pd.read_parquet(local)
+
+    def history(self, run, key: str):
+        return self.client.get_metric_history(run.info.run_id, key)
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory):
+    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture
+def store(tracking_uri, tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri)
+    exp = client.create_experiment(f"test-{uuid.uuid4().hex}",
+                                   artifact_location=str(tmp_path / "artifacts"))
+    mlflow.set_experiment(experiment_id=exp)
+    yield Store(client, exp, tmp_path)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture(autouse=True)
+def _autolog_off():
+    yield
+    import tidymlflow
+
+    tidymlflow.autolog(disable=True)
+
+
+@pytest.fixture(scope="session")
+def data() -> pd.DataFrame:
+    """160 daily rows, four stores, outcome y (named so the library finds it)."""
+    rng = np.random.default_rng(42)
+    n = 160
+    df = pd.DataFrame({
+        "date": pd.date_range("2021-01-01", periods=n, freq="D"),
+        "store": np.repeat(["A", "B", "C", "D"], n // 4),
+        "x1": rng.normal(size=n),
+        "x2": rng.normal(size=n),
+    })
+    df["y"] = 10 + 2 * df["x1"] - df["x2"] + rng.normal(scale=0.5, size=n)
+    return df
+
+
+@pytest.fixture(scope="session")
+def split(data):
+    flat = data.drop(columns=["store"])
+    return flat.iloc[:120].reset_index(drop=True), flat.iloc[120:].reset_index(drop=True)

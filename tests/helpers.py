@@ -1,0 +1,48 @@
+"""Assertions shared by the tests: what a logged fit must look like in MLflow."""
+
+from __future__ import annotations
+
+import numbers
+
+import pandas as pd
+
+
+def numeric_stats(stats: pd.DataFrame, splits=None) -> dict[str, float]:
+    """The metrics a fit's stats frame must produce: every finite numeric row."""
+    out = {}
+    for split, metric, value in zip(stats["split"], stats["metric"], stats["value"]):
+        if splits is not None and split not in splits:
+            continue
+        if isinstance(value, numbers.Number) and not isinstance(value, bool) and pd.notna(value):
+            if abs(float(value)) != float("inf"):
+                out[f"{split}_{metric}" if split else metric] = float(value)
+    return out
+
+
+def assert_metrics_match(run, stats: pd.DataFrame, splits=None) -> None:
+    expected = numeric_stats(stats, splits)
+    assert expected, "the stats frame has numeric rows"
+    for key, value in expected.items():
+        assert key in run.data.metrics, f"metric {key} missing"
+        assert run.data.metrics[key] == pytest_approx(value), key
+
+
+def pytest_approx(value):
+    import pytest
+
+    return pytest.approx(value, rel=1e-12, abs=1e-12)
+
+
+def assert_tables_match(store, run, frames) -> None:
+    outputs, coefs, stats = frames
+    pd.testing.assert_frame_equal(store.table(run, "tidymodels/outputs.parquet"),
+                                  outputs.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(store.table(run, "tidymodels/coefficients.parquet"),
+                                  coefs.reset_index(drop=True), check_dtype=False)
+    read = store.table(run, "tidymodels/stats.parquet")
+    expected = stats.reset_index(drop=True).copy()
+    as_text = expected["value"].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+    assert list(read.columns) == list(expected.columns)
+    assert read["value"].tolist() == as_text.tolist()
+    pd.testing.assert_frame_equal(read.drop(columns="value"), expected.drop(columns="value"),
+                                  check_dtype=False)
