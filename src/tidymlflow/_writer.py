@@ -99,12 +99,22 @@ class RunWriter:
         try:
             self._flush_batch()
             if self.datasets:
-                self.client.log_inputs(self.run_id, datasets=self.datasets)
-                self.datasets = []
+                self._log_inputs()
             if self._artifact_dir is not None:
                 self.client.log_artifacts(self.run_id, self._artifact_dir)
         finally:
             self.discard()
+
+    def _log_inputs(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        datasets, self.datasets = self.datasets, []
+        try:
+            self.client.log_inputs(self.run_id, datasets=datasets)
+        except MlflowException:
+            # Two runs registering the same new dataset at once race on the store's unique key;
+            # the dataset exists now, so one retry links it.
+            self.client.log_inputs(self.run_id, datasets=datasets)
 
     def discard(self) -> None:
         if self._artifact_dir is not None:

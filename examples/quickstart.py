@@ -1,0 +1,57 @@
+"""Quickstart: one workflow fit, one evaluate and one per-store nested fit, tracked in MLflow.
+
+Run it with ``python examples/quickstart.py``. It logs to ``sqlite:///mlruns.db`` in the current
+folder (artifacts in ``./mlartifacts``) unless MLFLOW_TRACKING_URI is set, and prints how to
+open the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///mlruns.db")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+if importlib.util.find_spec("py_workflows") is None:  # no py-tidymodels: use the test stand-in
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "standin"))
+    print("py-tidymodels is not installed: using the stand-in from tests/standin")
+
+import tidymlflow  # noqa: E402
+
+tidymlflow.autolog()
+
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from py_parsnip import linear_reg  # noqa: E402
+from py_workflows import workflow  # noqa: E402
+
+EXPERIMENT = "tidymlflow-quickstart"
+if mlflow.get_experiment_by_name(EXPERIMENT) is None:  # artifacts next to the database
+    mlflow.create_experiment(EXPERIMENT, artifact_location=(Path.cwd() / "mlartifacts").as_uri())
+mlflow.set_experiment(EXPERIMENT)
+
+rng = np.random.default_rng(0)
+n = 200
+data = pd.DataFrame({
+    "date": pd.date_range("2024-01-01", periods=n, freq="D"),
+    "store": np.repeat(["north", "south"], n // 2),
+    "price": rng.normal(10, 2, n),
+    "promo": rng.integers(0, 2, n).astype(float),
+})
+data["y"] = 50 - 2 * data["price"] + 5 * data["promo"] + rng.normal(0, 1, n)
+flat = data.drop(columns=["store"])
+train, test = flat.iloc[:160], flat.iloc[160:]
+
+wf = workflow().add_formula("y ~ price + promo").add_model(linear_reg())
+fit = wf.fit(train).evaluate(test)
+nested = wf.fit_nested(data.iloc[:160], group_col="store", per_group_prep=False)
+
+outputs, coefficients, stats = fit.extract_outputs()
+test_rmse = stats.loc[(stats["split"] == "test") & (stats["metric"] == "rmse"), "value"].iloc[0]
+runs = mlflow.search_runs(search_all_experiments=False)
+print(f"test rmse {float(test_rmse):.3f}; {len(runs)} runs in experiment 'tidymlflow-quickstart'")
+print(f"Open them with:  mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}")

@@ -1,0 +1,273 @@
+"""The engine's contract: flags, patch/unpatch identity, safety, strict mode, threads, user runs."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import warnings
+
+import pytest
+
+import tidymlflow
+from tidymlflow import TidyMLflowWarning
+
+
+def _wf():
+    from py_parsnip import linear_reg
+    from py_workflows import workflow
+
+    return workflow().add_formula("y ~ x1 + x2").add_model(linear_reg())
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    ({"parsnip": "yes"}, TypeError, "parsnip"),
+    ({"log_outputs": 1}, TypeError, "log_outputs"),
+    ({"log_plots": ["forecast", "nope"]}, ValueError, "nope"),
+    ({"log_plots": "forecast"}, TypeError, "log_plots"),
+    ({"plotly_js": "inline"}, ValueError, "plotly_js"),
+    ({"max_tuning_runs": -1}, ValueError, "max_tuning_runs"),
+    ({"max_tuning_runs": 2.5}, TypeError, "max_tuning_runs"),
+    ({"extra_tags": ["a"]}, TypeError, "extra_tags"),
+    ({"layers": {"nonexistent": True}}, ValueError, "nonexistent"),
+    ({"layers": {"parsnip": False}}, ValueError, "parsnip"),
+    ({"no_such_flag": True}, TypeError, "no_such_flag"),
+])
+def test_bad_flags_raise_naming_the_flag(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        tidymlflow.autolog(**kwargs)
+
+
+def test_valid_plot_names_accepted():
+    tidymlflow.autolog(log_plots={"forecast", "residual_diagnostics"}, max_tuning_runs=None)
+
+
+def test_disable_restores_identical_originals():
+    from py_parsnip.model_spec import ModelFit, ModelSpec
+    from py_workflows.workflow import Workflow
+
+    before = (Workflow.__dict__["fit"], ModelSpec.__dict__["fit"], ModelFit.__dict__["evaluate"])
+    tidymlflow.autolog()
+    tidymlflow.autolog()  # twice: no double patch
+    assert Workflow.__dict__["fit"] is not before[0]
+    assert Workflow.__dict__["fit"].__wrapped__ is before[0]
+    tidymlflow.autolog(disable=True)
+    after = (Workflow.__dict__["fit"], ModelSpec.__dict__["fit"], ModelFit.__dict__["evaluate"])
+    assert all(a is b for a, b in zip(after, before))
+
+
+def test_autolog_twice_logs_once(store, split):
+    tidymlflow.autolog()
+    tidymlflow.autolog(extra_tags={"team": "forecasting"})
+    _wf().fit(split[0])
+    runs = store.runs()
+    assert len(runs) == 1
+    assert runs[0].data.tags["team"] == "forecasting"  # the second call's configuration wins
+
+
+def test_patched_call_returns_the_original_object_and_runs_it_once(store, split, monkeypatch):
+    from py_workflows.workflow import Workflow
+
+    real_fit, seen = Workflow.fit, []
+
+    def counting_fit(self, data):
+        result = real_fit(self, data)
+        seen.append(result)
+        return result
+
+    monkeypatch.setattr(Workflow, "fit", counting_fit)
+    tidymlflow.autolog()
+    result = _wf().fit(split[0])
+    tidymlflow.autolog(disable=True)
+    assert len(seen) == 1 and result is seen[0]
+    assert len(store.runs()) == 1
+
+
+@pytest.mark.parametrize("exc", [ValueError("user's own error"), KeyboardInterrupt()])
+def test_user_exception_propagates_unchanged_and_run_fails(store, split, monkeypatch, exc):
+    from py_workflows.workflow import Workflow
+
+    def failing_fit(self, data):
+        raise exc
+
+    monkeypatch.setattr(Workflow, "fit", failing_fit)
+    tidymlflow.autolog()
+    with pytest.raises(type(exc)) as caught:
+        _wf().fit(split[0])
+    tidymlflow.autolog(disable=True)
+    assert caught.value is exc
+    runs = store.runs()
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+
+
+def test_real_library_error_propagates(store, split):
+    tidymlflow.autolog()
+    from py_parsnip import linear_reg
+    from py_workflows import workflow
+
+    bad = workflow().add_formula("y ~ not_a_column").add_model(linear_reg())
+    with pytest.raises(Exception) as caught:
+        bad.fit(split[0])
+    tidymlflow.autolog(disable=True)
+    with pytest.raises(type(caught.value)):
+        bad.fit(split[0])
+    assert [r.info.status for r in store.runs()] == ["FAILED"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_warns_once_and_keeps_result(split, monkeypatch):
+    import mlflow
+
+    monkeypatch.delenv("TIDYMLFLOW_STRICT")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    uri = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    tidymlflow.autolog()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = _wf().fit(split[0])
+    ours = [w for w in caught if issubclass(w.category, TidyMLflowWarning)]
+    assert len(ours) == 1, [str(w.message) for w in ours]
+    assert "logging Workflow.fit failed" in str(ours[0].message)
+    assert fit.extract_outputs()[0].shape[0] == len(split[0])
+
+
+def test_unreachable_server_raises_in_strict_mode(split, monkeypatch):
+    import mlflow
+
+    uri = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    tidymlflow.autolog()
+    with pytest.raises(Exception, match="127.0.0.1"):
+        _wf().fit(split[0])
+
+
+def _broken_artifact_experiment(store):
+    blocker = store.root / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    import mlflow
+
+    exp = store.client.create_experiment(f"broken-{store.experiment_id}",
+                                         artifact_location=str(blocker / "artifacts"))
+    mlflow.set_experiment(experiment_id=exp)
+    store.experiment_id = exp
+
+
+def test_failed_artifact_upload_warns_once_and_keeps_metrics(store, split, monkeypatch):
+    monkeypatch.delenv("TIDYMLFLOW_STRICT")
+    _broken_artifact_experiment(store)
+    tidymlflow.autolog()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = _wf().fit(split[0])
+    ours = [w for w in caught if issubclass(w.category, TidyMLflowWarning)]
+    assert len(ours) == 1
+    run = store.runs()[0]
+    assert run.info.status == "FINISHED" and "train_rmse" in run.data.metrics
+    assert fit.formula == "y ~ x1 + x2"
+
+
+def test_failed_artifact_upload_raises_in_strict_mode(store, split):
+    _broken_artifact_experiment(store)
+    tidymlflow.autolog()
+    with pytest.raises(Exception):
+        _wf().fit(split[0])
+
+
+def test_two_threads_get_two_runs(store, split):
+    tidymlflow.autolog()
+    barrier, errors = threading.Barrier(2), []
+
+    def work(name):
+        try:
+            barrier.wait()
+            _wf().add_model_name(name).fit(split[0])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in ("t1", "t2")]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    runs = store.runs()
+    assert sorted(r.info.run_name for r in runs) == ["t1", "t2"]
+    assert all("mlflow.parentRunId" not in r.data.tags for r in runs)
+
+
+def test_single_fit_logs_into_user_run_then_nests(store, split, data):
+    import mlflow
+
+    tidymlflow.autolog()
+    with mlflow.start_run(run_name="mine") as mine:
+        _wf().fit(split[0])
+        _wf().fit(split[0])
+        _wf().fit_nested(data.drop(columns=["date"]), "store", per_group_prep=False)
+    user = store.run("mine")
+    assert user.info.run_id == mine.info.run_id
+    assert user.data.params["model_type"] == "linear_reg" and "train_rmse" in user.data.metrics
+    assert user.data.tags["tidymlflow.call"] == "Workflow.fit"
+    direct = {r.info.run_name for r in store.children(user)}
+    assert direct == {"linear_reg", "linear_reg by store"}
+    assert user.info.status == "FINISHED"  # ended by the user, not by tidymlflow
+    assert len(store.runs()) == 1 + 2 + 4
+
+
+def test_exclusive_logs_nothing_inside_user_run(store, split):
+    import mlflow
+
+    tidymlflow.autolog(exclusive=True)
+    with mlflow.start_run(run_name="mine"):
+        _wf().fit(split[0])
+    _wf().fit(split[0])
+    assert sorted(r.info.run_name for r in store.runs()) == ["linear_reg", "mine"]
+    assert store.run("mine").data.params == {}
+
+
+def test_extra_tags_on_every_run(store, data):
+    tidymlflow.autolog(extra_tags={"project": "demand"})
+    _wf().fit_nested(data.drop(columns=["date"]), "store", per_group_prep=False)
+    assert {r.data.tags["project"] for r in store.runs()} == {"demand"}
+
+
+def test_log_outputs_and_datasets_off(store, split):
+    tidymlflow.autolog(log_outputs=False, log_datasets=False)
+    _wf().fit(split[0])
+    run = store.runs()[0]
+    assert store.client.list_artifacts(run.info.run_id) == []
+    assert run.inputs.dataset_inputs == []
+    assert "train_rmse" in run.data.metrics
+
+
+def test_evaluate_of_unlogged_fit_logs_nothing(store, split):
+    fit = _wf().fit(split[0])
+    tidymlflow.autolog()
+    fit.evaluate(split[1])
+    assert store.runs() == []
+
+
+def test_odd_values_are_logged_safely(store, split):
+    import numpy as np
+
+    from tidymlflow._writer import RunWriter, clean_key
+
+    tidymlflow.autolog()
+    huge = "y ~ x1 + x2 + " + " + ".join(["x1"] * 3000)
+    run = store.client.create_run(store.experiment_id)
+    writer = RunWriter(store.client, run.info.run_id)
+    writer.log_params({"formula": huge, "naïve/ü name": "ok", "a/../b": 1})
+    writer.log_metrics({"nan": np.nan, "inf": np.inf, "ok": 1.5, "text": "abc"})
+    writer.set_tags({"stats.über": "∑"})
+    assert writer.skipped_metrics == 3
+    writer.flush()
+    data = store.client.get_run(run.info.run_id).data
+    assert len(data.params["formula"]) == 6000 and data.params["formula"].endswith("...")
+    assert data.params["naïve/ü name"] == "ok" and data.params[clean_key("a/../b")] == "1"
+    assert data.metrics == {"ok": 1.5}
+    assert data.tags["stats.über"] == "∑"
