@@ -18,7 +18,7 @@ def test_prebound_tune_grid_and_fit_resamples_are_intercepted(store, split):
     assert tune_grid is not ORIGINAL["tune_grid"]  # this module's own name was re-bound
     folds = vfold_cv(train, v=3, seed=2)
     wf = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg(penalty=tune()))
-    grid = grid_regular({"penalty": {"range": (-2, 0), "trans": "log"}}, levels=2)
+    grid = grid_regular({"penalty": {"range": (0.01, 1.0), "trans": "log"}}, levels=2)
     tune_grid(wf, folds, grid=grid)
     fit_resamples(workflow().add_formula("y ~ x1").add_model(linear_reg()), folds)
     # without interception every per-fold Workflow.fit would have made a run
@@ -32,7 +32,7 @@ def test_tune_bayes_inner_tune_grid_calls_stay_silent(store, split):
 
     folds = vfold_cv(train, v=2, seed=3)
     wf = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg(penalty=tune()))
-    tune_bayes(wf, folds, {"penalty": {"range": (-2, 0), "trans": "log"}},
+    tune_bayes(wf, folds, {"penalty": {"range": (0.01, 1.0), "trans": "log"}},
                control=control_bayes(n_initial=2, n_iter=1))
     assert store.runs() == []
 

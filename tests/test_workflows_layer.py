@@ -178,7 +178,7 @@ def test_resampling_and_tuning_make_no_runs_from_inner_fits(store, split):
     res = fit_resamples(_wf(), folds)
     assert len(res.collect_metrics()) > 0
     wf = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg(penalty=tune()))
-    grid = grid_regular({"penalty": {"range": (-3, 0), "trans": "log"}}, levels=2)
+    grid = grid_regular({"penalty": {"range": (0.001, 1.0), "trans": "log"}}, levels=2)
     tuned = tune_grid(wf, folds, grid=grid)
     assert len(tuned.collect_metrics()) > 0
     assert store.runs() == []

@@ -32,7 +32,7 @@ def _values(spec: dict, levels: int) -> np.ndarray:
         return np.asarray(spec["values"])
     lo, hi = spec["range"]
     if spec.get("trans") == "log":
-        vals = np.logspace(lo, hi, levels)
+        vals = np.logspace(np.log10(lo), np.log10(hi), levels)
     else:
         vals = np.linspace(lo, hi, levels)
     return np.round(vals).astype(int) if spec.get("type") == "int" else vals
@@ -58,8 +58,10 @@ def grid_random(param_info: Dict[str, Dict[str, Any]], size: int = 10, seed=None
     cols = {}
     for name, spec in param_info.items():
         lo, hi = spec["range"]
-        draw = np.random.uniform(lo, hi, size)
-        cols[name] = 10**draw if spec.get("trans") == "log" else draw
+        if spec.get("trans") == "log":
+            cols[name] = 10 ** np.random.uniform(np.log10(lo), np.log10(hi), size)
+        else:
+            cols[name] = np.random.uniform(lo, hi, size)
     return _finish(pd.DataFrame(cols))
 
 
