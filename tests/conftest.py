@@ -44,7 +44,8 @@ class Store:
 
     def run(self, name: str):
         runs = [r for r in self.runs() if r.info.run_name == name]
-        assert len(runs) == 1, f"expected one run named {name!r}, got {[r.info.run_name for r in self.runs()]}"
+        names = [r.info.run_name for r in self.runs()]
+        assert len(runs) == 1, f"expected one run named {name!r}, got {names}"
         return runs[0]
 
     def children(self, run):

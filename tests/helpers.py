@@ -41,7 +41,8 @@ def assert_tables_match(store, run, frames) -> None:
                                   coefs.reset_index(drop=True), check_dtype=False)
     read = store.table(run, "tidymodels/stats.parquet")
     expected = stats.reset_index(drop=True).copy()
-    as_text = expected["value"].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+    as_text = expected["value"].map(
+        lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
     assert list(read.columns) == list(expected.columns)
     assert read["value"].tolist() == as_text.tolist()
     pd.testing.assert_frame_equal(read.drop(columns="value"), expected.drop(columns="value"),

@@ -177,7 +177,7 @@ def test_failed_artifact_upload_warns_once_and_keeps_metrics(store, split, monke
 def test_failed_artifact_upload_raises_in_strict_mode(store, split):
     _broken_artifact_experiment(store)
     tidymlflow.autolog()
-    with pytest.raises(Exception):
+    with pytest.raises(OSError):
         _wf().fit(split[0])
 
 

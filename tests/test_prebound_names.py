@@ -42,9 +42,10 @@ def test_disable_restores_prebound_names():
     assert globals()["tune_grid"] is not ORIGINAL["tune_grid"]
     tidymlflow.autolog(disable=True)
     assert globals()["tune_grid"] is ORIGINAL["tune_grid"]
+    import sys
+
     import py_tune
     import py_tune.bayes  # noqa: F401
-    import sys
 
     assert py_tune.tune_grid is ORIGINAL["tune_grid"]
     assert sys.modules["py_tune.tune"].tune_grid is ORIGINAL["tune_grid"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Optional
 
 from tidymlflow import _runs, _state
 from tidymlflow.errors import TidyMLflowWarning
@@ -18,12 +19,12 @@ class Call:
     """The handler's view of a patched call (arguments, configuration, runs)."""
 
     def __init__(self, layer: str, name: str, wrapped: Callable, instance: Any, args: tuple,
-                 kwargs: dict, config: "AutologConfig"):
+                 kwargs: dict, config: AutologConfig):
         self.layer, self.name, self.config = layer, name, config
         self.wrapped, self.instance, self.args, self.kwargs = wrapped, instance, args, kwargs
         self.duration: Optional[float] = None
         self.errors: list[BaseException] = []
-        self._runs: list[tuple["RunWriter", bool]] = []  # (writer, tidymlflow ends it)
+        self._runs: list[tuple[RunWriter, bool]] = []  # (writer, tidymlflow ends it)
         self._client = None
         self._base_tags: Optional[dict] = None
 
@@ -46,8 +47,8 @@ class Call:
             self._client = MlflowClient()
         return self._client
 
-    def start_run(self, name: str, *, parent: Optional["RunWriter"] = None,
-                  hierarchical: bool = False, tags: Optional[dict] = None) -> "RunWriter":
+    def start_run(self, name: str, *, parent: Optional[RunWriter] = None,
+                  hierarchical: bool = False, tags: Optional[dict] = None) -> RunWriter:
         """Open the run for this call (or a child of ``parent``); the engine ends it."""
         if self._base_tags is None:
             self._base_tags = _runs.base_tags(self.layer, self.name, self.config.extra_tags)
@@ -58,7 +59,7 @@ class Call:
         self._runs.append((writer, owned))
         return writer
 
-    def resume_run(self, run_id: str) -> "RunWriter":
+    def resume_run(self, run_id: str) -> RunWriter:
         """A writer for a run logged earlier (e.g. the fit that ``evaluate()`` belongs to)."""
         from tidymlflow._writer import RunWriter
 

@@ -7,9 +7,10 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import wrapt
 
@@ -46,7 +47,8 @@ def discover_layers() -> dict[str, Layer]:
             try:
                 layer = ep.load()
             except Exception as exc:  # a broken plugin must not break autolog()
-                warnings.warn(f"tidymlflow: layer '{ep.name}' failed to load: {exc}", TidyMLflowWarning)
+                warnings.warn(f"tidymlflow: layer '{ep.name}' failed to load: {exc}",
+                              TidyMLflowWarning, stacklevel=3)
                 continue
             found[ep.name] = layer
         _layers = found
@@ -109,7 +111,7 @@ def _install_module(module) -> None:
 def _skip(patch: Patch, exc: Exception) -> None:
     if _state.config is not None and not _state.config.silent and not isinstance(exc, AttributeError):
         warnings.warn(f"tidymlflow: could not patch {patch.module}.{patch.target}: {exc}",
-                      TidyMLflowWarning)
+                      TidyMLflowWarning, stacklevel=2)
 
 
 def _rebind(swaps: dict[int, tuple[Any, Any]], record: Optional[dict[int, _Installed]]) -> None:

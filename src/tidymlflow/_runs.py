@@ -27,8 +27,8 @@ def tidymlflow_version() -> str:
 
 def py_tidymodels_version() -> str:
     """The installed py-tidymodels version, without importing any of its modules."""
-    from importlib import metadata
     import sys
+    from importlib import metadata
 
     try:
         return metadata.version("py-tidymodels")

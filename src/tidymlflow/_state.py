@@ -11,10 +11,10 @@ if TYPE_CHECKING:
     from tidymlflow._config import AutologConfig
 
 #: The active configuration; None until autolog() is called, or after autolog(disable=True).
-config: Optional["AutologConfig"] = None
+config: Optional[AutologConfig] = None
 
 #: The outermost patched call in this thread / task; nested patched calls see it and stay quiet.
-active_call: contextvars.ContextVar[Optional["Call"]] = contextvars.ContextVar(
+active_call: contextvars.ContextVar[Optional[Call]] = contextvars.ContextVar(
     "tidymlflow_active_call", default=None)
 
 

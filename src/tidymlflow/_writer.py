@@ -9,7 +9,8 @@ import re
 import shutil
 import tempfile
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
@@ -82,7 +83,7 @@ class RunWriter:
             frame.to_parquet(path, index=False)
         except Exception:  # pyarrow refuses mixed object columns such as stats["value"]
             frame = frame.copy()
-            for col in frame.columns[frame.dtypes == object]:
+            for col in frame.select_dtypes(include="object").columns:
                 frame[col] = frame[col].map(_as_text)
             frame.to_parquet(path, index=False)
 
@@ -135,7 +136,8 @@ class RunWriter:
             p, params = params[: v.MAX_PARAMS_TAGS_PER_BATCH], params[v.MAX_PARAMS_TAGS_PER_BATCH :]
             t, tags = tags[: v.MAX_PARAMS_TAGS_PER_BATCH], tags[v.MAX_PARAMS_TAGS_PER_BATCH :]
             room = v.MAX_ENTITIES_PER_BATCH - len(p) - len(t)
-            m, metrics = metrics[: min(room, v.MAX_METRICS_PER_BATCH)], metrics[min(room, v.MAX_METRICS_PER_BATCH) :]
+            cut = min(room, v.MAX_METRICS_PER_BATCH)
+            m, metrics = metrics[:cut], metrics[cut:]
             self.client.log_batch(self.run_id, metrics=m, params=p, tags=t, synchronous=True)
 
 

@@ -3,6 +3,7 @@ Shared by the layers whose calls return py-tidymodels fits; it knows fits, not l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Optional
 
 from tidymlflow import tidymodels as tm
@@ -138,3 +139,28 @@ def evaluate(call):
         writer.log_metrics(tm.group_summary(per_group), step=step)
     log_tables(call, writer, frames)
     log_dataset(call, writer, call.argument("test_data"), "test")
+
+
+def fit_handler(run_name: Callable[[Any], str], grouped: bool = False):
+    """Handler for a single-fit call (``fit``; ``fit_global`` with ``grouped``)."""
+
+    def handler(call):
+        writer = call.start_run(run_name(call.instance))
+        fit = yield
+        extra = {"group_col": call.argument("group_col")} if grouped else {}
+        writer.set_tags(extra)
+        log_single(call, writer, fit, data=call.argument("data"), extra_params=extra)
+
+    return handler
+
+
+def nested_handler(spec_of: Callable[[Any], Any]):
+    """Handler for a per-group call (``fit_nested``): parent before, children after."""
+
+    def handler(call):
+        name = nested_run_name(spec_of(call.instance), call.argument("group_col"))
+        parent = call.start_run(name, hierarchical=True)
+        nested = yield
+        log_nested(call, parent, nested, data=call.argument("data"))
+
+    return handler
