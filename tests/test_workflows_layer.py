@@ -193,3 +193,22 @@ def test_workflows_off_silences_inner_modelspec_fit(store, split):
     assert store.runs() == []
     linear_reg().fit(train, "y ~ x1 + x2")  # called directly: still logged
     assert [r.data.tags["tidymlflow.call"] for r in store.runs()] == ["ModelSpec.fit"]
+
+
+def test_parallel_resampling_and_workflowset_make_no_runs(store, split):
+    tidymlflow.autolog()
+    from py_parsnip import rand_forest
+    from py_rsample import vfold_cv
+    from py_tune import fit_resamples
+    from py_workflowsets import WorkflowSet
+
+    train, _ = split
+    folds = vfold_cv(train, v=2, seed=4)
+    sequential = fit_resamples(_wf(), folds).collect_metrics()
+    parallel = fit_resamples(_wf(), folds, n_jobs=2).collect_metrics()
+    assert parallel["value"].tolist() == pytest.approx(sequential["value"].tolist())
+    ws = WorkflowSet.from_cross(["y ~ x1", "y ~ x1 + x2"],
+                                [_wf().spec, rand_forest(trees=5).set_mode("regression")])
+    ranked = ws.fit_resamples(folds).rank_results("rmse")
+    assert len(ranked) == 4
+    assert store.runs() == []
