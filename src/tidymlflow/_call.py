@@ -25,6 +25,7 @@ class Call:
         self.duration: Optional[float] = None
         self.errors: list[BaseException] = []
         self._runs: list[tuple[RunWriter, bool]] = []  # (writer, tidymlflow ends it)
+        self.observed: list[tuple[str, Any, Any]] = []  # (call, instance, result) of nested calls
         self._client = None
         self._base_tags: Optional[dict] = None
 
@@ -84,6 +85,17 @@ class Call:
         self._runs.clear()
         if skipped:
             self.info(f"{skipped} non-finite or non-numeric metric value(s) were not logged")
+
+    def contribute(self, writer: RunWriter, result: Any, children: Optional[dict] = None) -> None:
+        """Let every enabled layer add its part of ``result`` (e.g. a fit's recipe) to its run(s)."""
+        from tidymlflow._engine import discover_layers
+
+        for name, layer in discover_layers().items():
+            if layer.contribute is not None and self.config.layer_enabled(name):
+                try:
+                    layer.contribute(self, writer, result, children or {})
+                except Exception as exc:  # one layer's part failing leaves the rest logged
+                    self.errors.append(exc)
 
     # -- messages -----------------------------------------------------------------------------
     def info(self, message: str) -> None:

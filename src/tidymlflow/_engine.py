@@ -132,8 +132,12 @@ def _rebind(swaps: dict[int, tuple[Any, Any]], record: Optional[dict[int, _Insta
 def _wrapper(layer_name: str, patch: Patch) -> Callable:
     def wrapper(wrapped, instance, args, kwargs):
         config = _state.config
-        if config is None or _state.active_call.get() is not None:
-            return wrapped(*args, **kwargs)  # nested inside a patched call, or disabled
+        outer = _state.active_call.get()
+        if config is None or outer is not None:  # disabled, or nested inside a patched call
+            result = wrapped(*args, **kwargs)
+            if outer is not None and patch.observe:
+                outer.observed.append((patch.call, instance, result))
+            return result
         call = Call(layer_name, patch.call, wrapped, instance, args, kwargs, config)
         token = _state.active_call.set(call)
         try:

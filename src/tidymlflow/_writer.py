@@ -83,7 +83,7 @@ class RunWriter:
             frame.to_parquet(path, index=False)
         except Exception:  # pyarrow refuses mixed object columns such as stats["value"]
             frame = frame.copy()
-            for col in frame.select_dtypes(include="object").columns:
+            for col in [c for c in frame.columns if frame[c].dtype == object]:
                 frame[col] = frame[col].map(_as_text)
             frame.to_parquet(path, index=False)
 

@@ -68,6 +68,7 @@ def log_single(call, writer, fit: Any, data: Any = None, extra_params: Optional[
     writer.set_tags(tags)
     log_tables(call, writer, frames)
     log_dataset(call, writer, data, "train")
+    call.contribute(writer, fit)
     _register(fit, writer.run_id)
 
 
@@ -87,7 +88,7 @@ def log_nested(call, parent, nested: Any, data: Any = None) -> None:
     group_col = nested.group_col
     frames = nested.extract_outputs()
     stats_by_group = dict(tm.by_group(frames[2], group_col))
-    children, per_group = {}, {}
+    children, writers, per_group = {}, {}, {}
     infos = {g: describe(f) for g, f in nested.group_fits.items()}
     for group, fit in nested.group_fits.items():
         info = infos[group]
@@ -100,7 +101,7 @@ def log_nested(call, parent, nested: Any, data: Any = None) -> None:
             per_group[group], tags = tm.stats_metrics(group_stats)
             child.log_metrics(per_group[group])
             child.set_tags(tags)
-        children[group] = child.run_id
+        children[group], writers[group] = child.run_id, child
         _register(fit, child.run_id)
     first = next(iter(infos.values()))
     params = {**fit_params(first), "group_col": group_col, "n_groups": len(children)}
@@ -113,6 +114,7 @@ def log_nested(call, parent, nested: Any, data: Any = None) -> None:
         parent.log_metric("fit_duration_s", call.duration)
     log_tables(call, parent, frames)
     log_dataset(call, parent, data, "train")
+    call.contribute(parent, nested, writers)
     registry.register(nested, parent.run_id, evaluations=0, children=children)
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -22,6 +22,8 @@ class Patch:
     ``call`` is the ``tidymlflow.call`` tag. ``handler`` None makes the patch a guard only: the
     call owns logging, so nothing nested inside it logs. ``rebind`` re-points references to a
     free function that other modules (or the user) imported by name before the patch.
+    ``observe`` records the results of this call when it runs nested inside another patched call
+    of the same thread (``Call.observed``), so the outer call can log what it did.
     """
 
     module: str
@@ -29,6 +31,13 @@ class Patch:
     call: str
     handler: Optional[Handler] = None
     rebind: bool = False
+    observe: bool = False
+
+
+#: Adds a layer's view of another layer's result to that result's run(s):
+#: ``contribute(call, writer, result, children)`` where ``children`` maps group -> child writer
+#: for per-group results (empty otherwise).
+Contributor = Callable[["Call", Any, Any, Mapping[Any, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -37,5 +46,6 @@ class Layer:
 
     name: str
     patches: tuple[Patch, ...]
+    contribute: Optional[Contributor] = None
 
-__all__ = ["Call", "Handler", "Layer", "Patch"]
+__all__ = ["Call", "Contributor", "Handler", "Layer", "Patch"]

@@ -3,8 +3,10 @@ Everything here works on plain attributes and frames: no py-tidymodels import.""
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,8 +24,33 @@ def param_text(value: Any) -> str:
     if hasattr(value, "get_params"):  # sklearn estimators and friends
         return type(value).__name__
     if callable(value):
-        return getattr(value, "__qualname__", getattr(value, "__name__", type(value).__name__))
+        return selector_text(value)
     return str(value)
+
+
+def selector_text(fn: Any) -> str:
+    """A selector closure written as the call that made it (``starts_with('x')``); other
+    callables by qualified name."""
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__name__
+    outer, sep, _ = qualname.partition(".<locals>.")
+    if not sep or not getattr(fn, "__closure__", None):
+        return f"{outer}()" if sep else qualname
+    maker = getattr(sys.modules.get(getattr(fn, "__module__", ""), None), outer, None)
+    try:
+        names = list(inspect.signature(maker).parameters) if callable(maker) else []
+    except (TypeError, ValueError):
+        names = []
+    cells = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__)))
+    args = [_arg_text(cells[n]) for n in names if n in cells]
+    return f"{outer}({', '.join(args)})"
+
+
+def _arg_text(value: Any) -> str:
+    if callable(value):
+        return selector_text(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_arg_text(v) for v in value)
+    return repr(value)
 
 
 def _is_spec(value: Any) -> bool:

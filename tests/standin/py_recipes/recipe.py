@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
@@ -150,6 +150,72 @@ class PreparedStepLog:
 
 
 @dataclass
+class StepZv:
+    columns: Optional[List[str]] = None
+
+    def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedStepZv":
+        cols = _numeric(data) if self.columns is None else [c for c in self.columns if c in data]
+        return PreparedStepZv([c for c in cols if data[c].nunique() <= 1])
+
+
+@dataclass
+class PreparedStepZv:
+    columns_to_remove: List[str]
+
+    def bake(self, data: pd.DataFrame) -> pd.DataFrame:
+        return data.drop(columns=[c for c in self.columns_to_remove if c in data.columns])
+
+
+@dataclass
+class StepSelectVarianceThreshold:
+    """Supervised-style selector: prep returns a prepared copy with private learned fields."""
+
+    threshold: float = 0.0
+    columns: Columns = None
+    skip: bool = False
+    id: Optional[str] = None
+    _selected_features: List[str] = field(default_factory=list, init=False, repr=False)
+    _variances: dict = field(default_factory=dict, init=False, repr=False)
+    _is_prepared: bool = field(default=False, init=False, repr=False)
+
+    def prep(self, data: pd.DataFrame, training: bool = True):
+        cols = _resolve(self.columns, data, _numeric)
+        prepared = replace(self)
+        prepared._variances = {c: float(data[c].var()) for c in cols}
+        prepared._selected_features = [c for c in cols if prepared._variances[c] > self.threshold]
+        prepared._is_prepared = True
+        return prepared
+
+    def bake(self, data: pd.DataFrame, training: bool = False) -> pd.DataFrame:
+        dropped = [c for c in self._variances if c not in self._selected_features]
+        return data.drop(columns=[c for c in dropped if c in data.columns])
+
+
+@dataclass
+class StepLag:
+    """A step whose prepared form carries its settings over unchanged."""
+
+    columns: List[str] = field(default_factory=list)
+    lags: List[int] = field(default_factory=lambda: [1])
+
+    def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedStepLag":
+        return PreparedStepLag(list(self.columns), list(self.lags))
+
+
+@dataclass
+class PreparedStepLag:
+    columns: List[str]
+    lags: List[int]
+
+    def bake(self, data: pd.DataFrame) -> pd.DataFrame:
+        out = data.copy()
+        for c in self.columns:
+            for k in self.lags:
+                out[f"{c}_lag_{k}"] = data[c].shift(k)
+        return out
+
+
+@dataclass
 class Recipe:
     steps: List[Any] = field(default_factory=list)
     template: Optional[pd.DataFrame] = None
@@ -175,6 +241,16 @@ class Recipe:
     def step_log(self, columns: Columns = None, base: float = float(np.e), offset: float = 0.0,
                  signed: bool = False) -> "Recipe":
         return self.add_step(StepLog(columns, base, offset, signed))
+
+    def step_zv(self, columns: Optional[List[str]] = None) -> "Recipe":
+        return self.add_step(StepZv(columns))
+
+    def step_select_variance_threshold(self, threshold: float = 0.0, columns: Columns = None,
+                                       skip: bool = False, id: Optional[str] = None) -> "Recipe":
+        return self.add_step(StepSelectVarianceThreshold(threshold, columns, skip, id))
+
+    def step_lag(self, columns: List[str], lags: Optional[List[int]] = None) -> "Recipe":
+        return self.add_step(StepLag(list(columns), list(lags or [1])))
 
     def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedRecipe":
         current, prepared = data.copy(), []
