@@ -21,8 +21,12 @@ def test_prebound_tune_grid_and_fit_resamples_are_intercepted(store, split):
     grid = grid_regular({"penalty": {"range": (0.01, 1.0), "trans": "log"}}, levels=2)
     tune_grid(wf, folds, grid=grid)
     fit_resamples(workflow().add_formula("y ~ x1").add_model(linear_reg()), folds)
-    # without interception every per-fold Workflow.fit would have made a run
-    assert store.runs() == []
+    # without interception every per-fold Workflow.fit would have made a run of its own
+    runs = store.runs()
+    calls = sorted(r.data.tags["tidymlflow.call"] for r in runs)
+    assert calls == ["fit_resamples", "tune_grid", "tune_grid", "tune_grid"]  # parent + 2 candidates
+    assert {r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags} == {
+        "tune_grid: linear_reg", "fit_resamples: linear_reg"}
 
 
 def test_tune_bayes_inner_tune_grid_calls_stay_silent(store, split):
@@ -32,9 +36,14 @@ def test_tune_bayes_inner_tune_grid_calls_stay_silent(store, split):
 
     folds = vfold_cv(train, v=2, seed=3)
     wf = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg(penalty=tune()))
-    tune_bayes(wf, folds, {"penalty": {"range": (0.01, 1.0), "trans": "log"}},
-               control=control_bayes(n_initial=2, n_iter=1))
-    assert store.runs() == []
+    result = tune_bayes(wf, folds, {"penalty": {"range": (0.01, 1.0), "trans": "log"}},
+                        control=control_bayes(n_initial=2, n_iter=1))
+    runs = store.runs()
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert [p.info.run_name for p in parents] == ["tune_bayes: linear_reg"]
+    assert parents[0].data.params["tune.method"] == "bayes"
+    assert len(runs) == 1 + result.metrics[".config"].nunique()
+    assert all(r.data.tags["tidymlflow.call"] == "tune_bayes" for r in runs)
 
 
 def test_disable_restores_prebound_names():

@@ -287,11 +287,14 @@ def _is_prepared(obj: Any) -> bool:
 
 
 def contribute(call, writer, result: Any, children: Mapping[Any, Any]) -> None:
-    """A fit's recipe into the fit's run; per-group recipes into their group runs."""
+    """A fit's recipe into the fit's run; per-group recipes into their group runs; an unfitted
+    workflow's recipe settings (resampling and tuning runs)."""
     if not children:
         pre = getattr(result, "pre", None)
         if _is_prepared(pre):
             log_recipe(call, writer, pre.recipe, pre)
+        elif hasattr(getattr(result, "preprocessor", None), "steps"):
+            log_recipe(call, writer, result.preprocessor)
         return
     recipe = getattr(getattr(result, "workflow", None), "preprocessor", None)
     if recipe is None or not hasattr(recipe, "steps"):

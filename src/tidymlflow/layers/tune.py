@@ -1,17 +1,44 @@
-"""tune layer. For now a guard: resampling and tuning calls own their call, so the per-fold fits
-inside them never log. Their own runs arrive with the resampling and tuning issue."""
+"""tune layer: ``fit_resamples`` and the five tuners, however the user imported them.
+
+Each call is one run (``fit_resamples``) or one parent with a child per candidate (tuners), logged
+from the returned ``TuneResults`` in the calling process. Tuners that call ``tune_grid`` inside
+own the call, so their inner calls never log.
+"""
 
 from __future__ import annotations
 
+from tidymlflow import tunelog
 from tidymlflow.layer import Layer, Patch
 
-_CALLS = (
-    ("py_tune.tune", "fit_resamples"),
-    ("py_tune.tune", "tune_grid"),
-    ("py_tune.bayes", "tune_bayes"),
-    ("py_tune.sim_anneal", "tune_sim_anneal"),
-    ("py_tune.tune_race_anova", "tune_race_anova"),
-    ("py_tune.tune_race_win_loss", "tune_race_win_loss"),
+_TUNERS = (
+    ("py_tune.tune", "tune_grid", "grid"),
+    ("py_tune.bayes", "tune_bayes", "bayes"),
+    ("py_tune.sim_anneal", "tune_sim_anneal", "sim_anneal"),
+    ("py_tune.tune_race_anova", "tune_race_anova", "race_anova"),
+    ("py_tune.tune_race_win_loss", "tune_race_win_loss", "race_win_loss"),
 )
 
-layer = Layer("tune", tuple(Patch(module, name, name, rebind=True) for module, name in _CALLS))
+
+def _fit_resamples(call):
+    workflow = call.argument("workflow")
+    writer = call.start_run(f"fit_resamples: {tunelog.model_type(workflow)}",
+                            hierarchical=call.config.log_fold_runs)
+    results = yield
+    tunelog.log_resamples(call, writer, workflow, results, call.argument("resamples"))
+
+
+def _tuner(function: str, method: str):
+    def handler(call):
+        workflow = call.argument("workflow")
+        parent = call.start_run(f"{function}: {tunelog.model_type(workflow)}", hierarchical=True)
+        results = yield
+        tunelog.log_tuning(call, parent, workflow, results, method, call.argument("resamples"),
+                           call.argument("metrics"))
+
+    return handler
+
+
+layer = Layer("tune", (
+    Patch("py_tune.tune", "fit_resamples", "fit_resamples", _fit_resamples, rebind=True),
+    *(Patch(module, name, name, _tuner(name, method), rebind=True) for module, name, method in _TUNERS),
+))

@@ -37,7 +37,7 @@ class RSplit:
     assessment = testing
 
     def __len__(self) -> int:
-        return len(self._split.data)
+        return len(self._split.in_id) + len(self._split.out_id)
 
 
 def training(split: RSplit) -> pd.DataFrame:
@@ -64,9 +64,8 @@ initial_split = initial_time_split
 class VFoldCV:
     splits: List[RSplit]
     v: int
-    repeats: int = 1
-    strata: Optional[str] = None
     stratified: bool = False
+    strata: Optional[str] = None
 
     def __iter__(self) -> Iterator[RSplit]:
         return iter(self.splits)
@@ -91,7 +90,7 @@ def vfold_cv(data, v=10, repeats=1, strata=None, seed=None) -> VFoldCV:
             in_id = np.setdiff1d(np.arange(n), out_id)
             sid = f"Fold{k + 1:02d}" if repeats == 1 else f"Repeat{r + 1}_Fold{k + 1:02d}"
             splits.append(RSplit(Split(data, in_id, out_id, sid)))
-    return VFoldCV(splits=splits, v=v, repeats=repeats, strata=strata, stratified=strata is not None)
+    return VFoldCV(splits=splits, v=v, stratified=strata is not None, strata=strata)
 
 
 def _to_rows(value, data: pd.DataFrame, date_column: str) -> int:
