@@ -55,12 +55,14 @@ def log_dataset(call, writer, data: Any, context: str) -> None:
                                     [InputTag("mlflow.data.context", context)]))
 
 
-def log_single(call, writer, fit: Any, data: Any = None, extra_params: Optional[dict] = None) -> None:
-    """Params, tags, metrics and the three tables of one fit; remember its run for evaluate()."""
+def log_single(call, writer, fit: Any, data: Any = None, extra_params: Optional[dict] = None,
+               timed: bool = True) -> None:
+    """Params, tags, metrics and the three tables of one fit; remember its run for evaluate().
+    ``timed`` logs the call's duration as the fit's (False for one fit among many)."""
     info = describe(fit)
     writer.log_params({**fit_params(info), **(extra_params or {})})
     writer.set_tags(model_tags(info["spec"], info["preprocessor"]))
-    if call.duration is not None:
+    if timed and call.duration is not None:
         writer.log_metric("fit_duration_s", call.duration)
     frames = fit.extract_outputs()
     metrics, tags = tm.stats_metrics(frames[2])

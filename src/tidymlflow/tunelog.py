@@ -68,6 +68,10 @@ def with_positions(metrics: pd.DataFrame) -> pd.DataFrame:
     """The raw metrics with the fold ``position`` of each row: the number in the ``.resample``
     label, or the evaluation order when labels repeat (racing tuners restart at Fold01)."""
     m = metrics.reset_index(drop=True).copy()
+    if ".resample" not in m.columns:  # fit_global_resamples labels folds 1, 2, ... in "fold"
+        m[".resample"] = m["fold"].astype(str) if "fold" in m.columns else "Fold01"
+    if ".config" not in m.columns:
+        m[".config"] = "config_001"
     keys = [".config", "metric"]
     label = pd.to_numeric(m[".resample"].astype(str).str.extract(r"(\d+)$")[0], errors="coerce")
     if label.isna().any() or m.duplicated(keys + [".resample"]).any():
@@ -177,9 +181,11 @@ def log_resamples(call, writer, workflow: Any, results: Any, resamples: Any = No
 
 
 def log_tuning(call, parent, workflow: Any, results: Any, method: str, resamples: Any = None,
-               metrics_arg: Any = None) -> Optional[pd.DataFrame]:
+               metrics_arg: Any = None, *, folds_table_too: bool = True,
+               best_as_cv: bool = False) -> Optional[pd.DataFrame]:
     """A tuning result: the parent's summary and one child per candidate, best first.
-    Returns the candidate summary (None when the results hold no metrics)."""
+    ``best_as_cv`` also logs the best candidate's ``cv_*`` metrics on the parent (a workflow's
+    run inside a WorkflowSet). Returns the candidate summary (None without metric rows)."""
     resamples = resamples if resamples is not None else results.resamples
     grid = results.grid if isinstance(results.grid, pd.DataFrame) else pd.DataFrame()
     params = param_columns(grid)
@@ -190,7 +196,8 @@ def log_tuning(call, parent, workflow: Any, results: Any, method: str, resamples
     if call.duration is not None:
         parent.log_metric("fit_duration_s", call.duration)
     folds = folds_table(resamples)
-    parent.log_table(folds, "resamples/folds.parquet")
+    if folds_table_too:
+        parent.log_table(folds, "resamples/folds.parquet")
     parent.log_table(grid, "tune/grid.parquet")
     if not has_metrics(results.metrics):
         call.info("the results hold no metric rows (py-tidymodels computes tuning metrics only for "
@@ -207,6 +214,8 @@ def log_tuning(call, parent, workflow: Any, results: Any, method: str, resamples
     parent.log_params({f"best.{p}": tm.param_text(_plain(best[p])) for p in params})
     parent.log_params({"tune.metric": names[0]})
     parent.log_metrics({f"best_cv_{m}_mean": best.get(f"{m}_mean") for m in names})
+    if best_as_cv:
+        log_cv(parent, rows[rows[".config"] == best[".config"]])
     _candidates(call, parent, workflow, rows, summary, params, folds)
     return summary
 

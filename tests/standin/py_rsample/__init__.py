@@ -148,6 +148,6 @@ def time_series_cv(data, date_column, initial, assess, skip=0, cumulative=True, 
 
 def time_series_nested_cv(data, group_col, date_column, **kw) -> dict[Any, TimeSeriesCV]:
     return {
-        g: time_series_cv(d.drop(columns=[group_col]).reset_index(drop=True), date_column, **kw)
+        g: time_series_cv(d.copy(), date_column, **kw)  # the group column stays, as in the real library
         for g, d in data.groupby(group_col, sort=False)
     }

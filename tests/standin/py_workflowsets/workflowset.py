@@ -97,14 +97,13 @@ class WorkflowSet:
         import py_tune
 
         results = []
-        for wid, wf in self.workflows.items():
+        for wid, wf in self.workflows.items():  # no error handling here, as in the real library
             print(f"Tuning {wid}...")
-            g = grid.get(wid) if isinstance(grid, dict) else grid
-            try:
-                res = py_tune.tune_grid(wf, resamples, grid=g, metrics=metrics, control=control)
-                results.append({"wflow_id": wid, "tune_results": res, "metrics": res.collect_metrics()})
-            except Exception as exc:
-                print(f"Warning: workflow {wid} failed: {exc}")
+            g = grid.get(wid, grid) if isinstance(grid, dict) else grid
+            res = py_tune.tune_grid(wf, resamples, grid=g, metrics=metrics, control=control)
+            m = res.collect_metrics()
+            m["wflow_id"] = wid
+            results.append({"wflow_id": wid, "tune_results": res, "metrics": m})
         return WorkflowSetResults(results, self, metrics)
 
     def workflow_map(self, fn: str = "fit_resamples", resamples=None, metrics=None, grid=None, **kw):
@@ -114,31 +113,101 @@ class WorkflowSet:
             return self.tune_grid(resamples, grid=grid, metrics=metrics, **kw)
         raise ValueError(f"Unknown function '{fn}'")
 
+    def _fit_single_workflow_nested(self, wid, data, group_col, per_group_prep, min_group_size):
+        try:
+            nested = self.workflows[wid].fit_nested(data, group_col, per_group_prep=per_group_prep,
+                                                    min_group_size=min_group_size, n_jobs=1)
+            o, c, s = nested.extract_outputs()
+            return {"wflow_id": wid, "nested_fit": nested, "outputs": o, "coefs": c, "stats": s}, None
+        except Exception as exc:
+            return ({"wflow_id": wid, "nested_fit": None, "outputs": None, "coefs": None, "stats": None,
+                     "error": str(exc)}, f"Workflow '{wid}' failed: {exc}")
+
     def fit_nested(self, data, group_col, per_group_prep=False, min_group_size=30, n_jobs=None,
                    verbose=False) -> "WorkflowSetNestedResults":
-        results = []
-        for wid, wf in self.workflows.items():
-            try:
-                nested = wf.fit_nested(data, group_col, per_group_prep=per_group_prep,
-                                       min_group_size=min_group_size, n_jobs=1)
-                o, c, s = nested.extract_outputs()
-                results.append({"wflow_id": wid, "nested_fit": nested, "outputs": o, "coefs": c,
-                                "stats": s})
-            except Exception as exc:
-                print(f"Warning: workflow {wid} failed: {exc}")
-        return WorkflowSetNestedResults(results, self, group_col)
+        args = (data, group_col, per_group_prep, min_group_size)
+        out = _map(self._fit_single_workflow_nested, [(wid, *args) for wid in self.workflows], n_jobs)
+        for _, err in out:
+            if err:
+                print(f"Warning: {err}")
+        return WorkflowSetNestedResults([r for r, _ in out], self, group_col)
 
     def fit_global(self, data, group_col) -> "WorkflowSetResults":
         results = []
         for wid, wf in self.workflows.items():
-            print(f"Fitting {wid} (global)")
+            print(f"Fitting {wid} globally with group feature...")
             try:
                 fit = wf.fit_global(data, group_col)
                 o, c, s = fit.extract_outputs()
                 results.append({"wflow_id": wid, "fit": fit, "metrics": s, "outputs": o, "coefs": c})
             except Exception as exc:
-                print(f"Warning: workflow {wid} failed: {exc}")
+                print(f"  Error fitting {wid}: {exc}")
+                results.append({"wflow_id": wid, "fit": None, "metrics": None, "outputs": None,
+                                "coefs": None, "error": str(exc)})
         return WorkflowSetResults(results, self, None)
+
+    def _fit_single_workflow_group_resamples(self, wid, group, cv, group_col, metrics):
+        import py_tune
+        from py_rsample import RSplit, Split
+
+        try:
+            splits = [RSplit(Split(s.split.data.drop(columns=[group_col]), s.split.in_id,
+                                   s.split.out_id, s.split.id)) for s in cv]
+            res = py_tune.fit_resamples(self.workflows[wid], resamples=splits, metrics=metrics, n_jobs=1)
+            fold_metrics = res.collect_metrics()
+            fold_metrics["wflow_id"], fold_metrics["group"] = wid, group
+            return {"wflow_id": wid, "group": group, "cv_results": res, "fold_metrics": fold_metrics}, None
+        except Exception as exc:
+            return None, f"Workflow '{wid}', Group '{group}' failed: {exc}"
+
+    def fit_nested_resamples(self, resamples, group_col, metrics=None, n_jobs=None, verbose=False):
+        tasks = [(wid, g, cv, group_col, metrics) for wid in self.workflows for g, cv in resamples.items()]
+        out = _map(self._fit_single_workflow_group_resamples, tasks, n_jobs)
+        for _, err in out:
+            if err:
+                print(f"Warning: {err}")
+        return WorkflowSetNestedResamples([r for r, _ in out if r is not None], self, group_col, metrics)
+
+    def _fit_single_workflow_group_global(self, wid, group, cv, data, group_col):
+        from py_yardstick import mae, r_squared, rmse
+
+        try:
+            group_data = data[data[group_col] == group]
+            rows = []
+            for k, split in enumerate(cv.splits):
+                train = group_data.iloc[split.split.in_id]
+                test = group_data.iloc[split.split.out_id]
+                fit = self.workflows[wid].fit_global(train, group_col=group_col)
+                pred = fit.predict(test)
+                truth = test[fit.formula.split("~")[0].strip()]
+                for fn in (rmse, mae, r_squared):
+                    m = fn(truth.to_numpy(), pred[".pred"].to_numpy())
+                    rows.append({"wflow_id": wid, "group": group, "fold": k + 1,
+                                 "metric": m.iloc[0]["metric"], "value": m.iloc[0]["value"]})
+            return {"wflow_id": wid, "group": group, "cv_results": None,
+                    "fold_metrics": pd.DataFrame(rows)}, None
+        except Exception as exc:
+            return None, f"Workflow '{wid}', Group '{group}' failed: {exc}"
+
+    def fit_global_resamples(self, data, resamples, group_col, metrics=None, n_jobs=None,
+                             verbose=False):
+        tasks = [(wid, g, cv, data, group_col) for wid in self.workflows for g, cv in resamples.items()]
+        out = _map(self._fit_single_workflow_group_global, tasks, n_jobs)
+        for _, err in out:
+            if err:
+                print(f"Warning: {err}")
+        return WorkflowSetNestedResamples([r for r, _ in out if r is not None], self, group_col, metrics)
+
+
+def _map(fn, tasks, n_jobs):
+    from py_workflows.workflow import _jobs
+
+    k = _jobs(n_jobs, len(tasks))
+    if k == 1:
+        return [fn(*t) for t in tasks]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=k, backend="loky")(delayed(fn)(*t) for t in tasks)
 
 
 def _info_cols(ws: WorkflowSet, df: pd.DataFrame) -> pd.DataFrame:
@@ -164,6 +233,7 @@ class WorkflowSetResults:
             columns=["metric", "value", ".resample", ".config", "wflow_id"])
         if not summarize:
             return raw
+        raw["value"] = pd.to_numeric(raw["value"], errors="coerce")
         agg = raw.groupby(["wflow_id", "metric"], sort=False)["value"].agg(["mean", "std", "count"])
         agg = agg.reset_index().rename(columns={"count": "n"})
         agg["n"] = agg["n"].astype("int64")
@@ -191,6 +261,8 @@ class WorkflowSetNestedResults:
 
     def evaluate(self, test_data) -> "WorkflowSetNestedResults":
         for r in self.results:
+            if r.get("nested_fit") is None:
+                continue
             r["nested_fit"].evaluate(test_data)
             r["outputs"], r["coefs"], r["stats"] = r["nested_fit"].extract_outputs()
         return self
@@ -198,6 +270,8 @@ class WorkflowSetNestedResults:
     def collect_metrics(self, by_group: bool = True, split: str = "all") -> pd.DataFrame:
         parts = []
         for r in self.results:
+            if r.get("stats") is None:
+                continue
             s = r["stats"].copy()
             parts.append(pd.DataFrame({"wflow_id": r["wflow_id"], "group": s[self.group_col],
                                        "metric": s["metric"], "value": s["value"],
@@ -235,8 +309,46 @@ class WorkflowSetNestedResults:
 
     def extract_outputs(self):
         outs, coefs = [], []
-        for r in self.results:
+        for r in [r for r in self.results if r.get("outputs") is not None]:
             outs.append(r["outputs"].assign(wflow_id=r["wflow_id"]))
             coefs.append(r["coefs"].assign(wflow_id=r["wflow_id"]))
         return (pd.concat(outs, ignore_index=True), pd.concat(coefs, ignore_index=True),
                 self.collect_metrics(by_group=True, split="all"))
+
+
+@dataclass
+class WorkflowSetNestedResamples:
+    results: List[dict]
+    workflow_set: WorkflowSet
+    group_col: str
+    metrics: Any = None
+
+    def collect_metrics(self, by_group: bool = True, summarize: bool = True) -> pd.DataFrame:
+        parts = []
+        for r in self.results:
+            fm = r["fold_metrics"]
+            if summarize:
+                agg = fm.groupby(["wflow_id", "group", "metric"])["value"].agg(["mean", "std", "count"])
+                parts.append(agg.reset_index().rename(columns={"count": "n"}))
+            else:
+                parts.append(fm)
+        if not parts:
+            return pd.DataFrame()
+        df = pd.concat(parts, ignore_index=True)
+        if not by_group and summarize:
+            df = df.groupby(["wflow_id", "metric"]).agg({"mean": "mean", "std": "mean", "n": "sum"})
+            df = df.reset_index()
+            df["group"] = "global"
+        return df.merge(self.workflow_set.info[["wflow_id", "preprocessor", "model"]], on="wflow_id",
+                        how="left")
+
+    def rank_results(self, metric: str = "rmse", by_group: bool = False, n: int = 10) -> pd.DataFrame:
+        m = self.collect_metrics(by_group=by_group, summarize=True)
+        m = m[m["metric"] == metric].copy()
+        if by_group:
+            m["rank"] = m.groupby("group")["mean"].rank(method="min")
+            ranked = m[m["rank"] <= n].sort_values(["group", "rank"])
+        else:
+            m["rank"] = m["mean"].rank(method="min")  # always ascending, as in the real library
+            ranked = m[m["rank"] <= n].sort_values("rank")
+        return ranked[["group", "rank", "wflow_id", "mean", "std", "preprocessor", "model"]]
