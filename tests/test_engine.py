@@ -237,7 +237,7 @@ def test_extra_tags_on_every_run(store, data):
 
 
 def test_log_outputs_and_datasets_off(store, split):
-    tidymlflow.autolog(log_outputs=False, log_datasets=False)
+    tidymlflow.autolog(log_outputs=False, log_datasets=False, log_plots=False)
     _wf().fit(split[0])
     run = store.runs()[0]
     assert store.client.list_artifacts(run.info.run_id) == []

@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Optional
 
+import pandas as pd
+
 from tidymlflow import tidymodels as tm
 from tidymlflow._runs import registry
+from tidymlflow.plots import log_plot
 
 TABLES = ("outputs", "coefficients", "stats")
 
@@ -69,6 +72,7 @@ def log_single(call, writer, fit: Any, data: Any = None, extra_params: Optional[
     writer.log_metrics(metrics)
     writer.set_tags(tags)
     log_tables(call, writer, frames)
+    fit_plots(call, writer, frames[0])
     log_dataset(call, writer, data, "train")
     call.contribute(writer, fit)
     _register(fit, writer.run_id)
@@ -115,6 +119,7 @@ def log_nested(call, parent, nested: Any, data: Any = None) -> None:
     if call.duration is not None:
         parent.log_metric("fit_duration_s", call.duration)
     log_tables(call, parent, frames)
+    nested_plots(call, parent, frames, group_col)
     log_dataset(call, parent, data, "train")
     call.contribute(parent, nested, writers)
     registry.register(nested, parent.run_id, evaluations=0, children=children)
@@ -130,9 +135,12 @@ def evaluate(call):
     entry["evaluations"] += 1
     frames = fit.extract_outputs()
     writer = call.resume_run(entry["run_id"])
+    test_data = call.argument("test_data")
     if "children" not in entry:
         metrics, _ = tm.stats_metrics(frames[2], splits={"test"})
         writer.log_metrics(metrics, step=step)
+        wanted = "forecast" in call.config.log_plots
+        log_plot(call, writer, "forecast", frames[0], intervals=intervals(fit, test_data) if wanted else None)
     else:
         per_group = {}
         for group, stats in tm.by_group(frames[2], fit.group_col):
@@ -141,8 +149,9 @@ def evaluate(call):
                 per_group[group], _ = tm.stats_metrics(stats, splits={"test"})
                 call.resume_run(run_id).log_metrics(per_group[group], step=step)
         writer.log_metrics(tm.group_summary(per_group), step=step)
+        nested_plots(call, writer, frames, fit.group_col)
     log_tables(call, writer, frames)
-    log_dataset(call, writer, call.argument("test_data"), "test")
+    log_dataset(call, writer, test_data, "test")
 
 
 def fit_handler(run_name: Callable[[Any], str], grouped: bool = False):
@@ -168,3 +177,44 @@ def nested_handler(spec_of: Callable[[Any], Any]):
         log_nested(call, parent, nested, data=call.argument("data"))
 
     return handler
+
+
+# -- plots --------------------------------------------------------------------------------------
+def fit_plots(call, writer, outputs: Any) -> None:
+    """Residual diagnostics, forecast and decomposition of one fit (each only when it applies)."""
+    for name in ("residual_diagnostics", "forecast", "decomposition"):
+        log_plot(call, writer, name, outputs)
+
+
+def nested_plots(call, writer, frames: tuple, group_col: str) -> None:
+    """Per-group forecast, the metric per group and split, and coefficients across groups."""
+    outputs, coefs, stats = frames
+    log_plot(call, writer, "forecast", outputs, group_col)
+    metric = "rmse" if (stats["metric"] == "rmse").any() else None
+    if metric is not None and group_col in stats.columns:
+        rows = stats[(stats["metric"] == metric) & stats["split"].isin(["train", "test"])]
+        table = pd.DataFrame({"group": rows[group_col].to_numpy(), "split": rows["split"].to_numpy(),
+                              "value": pd.to_numeric(rows["value"], errors="coerce").to_numpy()})
+        log_plot(call, writer, "per_group_heatmap", table, metric, "split")
+    log_plot(call, writer, "coefficient_variation", coefs, group_col)
+
+
+def intervals(fit: Any, test_data: Any) -> Any:
+    """Prediction intervals on the test rows (``predict(type="conf_int")``) when the engine
+    gives them and plots want them; None otherwise. The fit is not changed."""
+    if test_data is None or not hasattr(test_data, "columns"):
+        return None
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pred = fit.predict(test_data, type="conf_int")
+    except Exception:  # most engines support only type="numeric"
+        return None
+    if not {".pred_lower", ".pred_upper"}.issubset(getattr(pred, "columns", ())):
+        return None
+    pred = pred.reset_index(drop=True)
+    if "date" in test_data.columns and "date" not in pred.columns:
+        pred["date"] = test_data["date"].to_numpy()[: len(pred)]
+    return pred

@@ -12,6 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+#: Metrics where lower is better (spec section 3); every other metric ranks higher-is-better.
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "smape", "mse", "mase", "log_loss", "brier_score"})
+
 
 def param_text(value: Any) -> str:
     """How a setting is shown as an MLflow param value."""

@@ -12,9 +12,9 @@ import pandas as pd
 
 from tidymlflow import fitlog
 from tidymlflow import tidymodels as tm
+from tidymlflow.plots import log_plot
 
-#: Metrics where lower is better (spec section 3); every other metric ranks higher-is-better.
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "smape", "mse", "mase", "log_loss", "brier_score"})
+LOWER_IS_BETTER = tm.LOWER_IS_BETTER
 _RESAMPLE_TYPES = {"VFoldCV": "vfold_cv", "TimeSeriesCV": "time_series_cv"}
 _SKIP_SETTINGS = {"data", "splits"}
 
@@ -174,6 +174,7 @@ def log_resamples(call, writer, workflow: Any, results: Any, resamples: Any = No
     rows = with_positions(metrics)
     log_cv(writer, rows)
     writer.log_table(metrics, "resamples/metrics.parquet")
+    log_plot(call, writer, "cv_folds", rows)
     if isinstance(results.predictions, pd.DataFrame) and not results.predictions.empty:
         writer.log_table(results.predictions, "resamples/predictions.parquet")
     if call.config.log_fold_runs:
@@ -216,6 +217,8 @@ def log_tuning(call, parent, workflow: Any, results: Any, method: str, resamples
     parent.log_metrics({f"best_cv_{m}_mean": best.get(f"{m}_mean") for m in names})
     if best_as_cv:
         log_cv(parent, rows[rows[".config"] == best[".config"]])
+    for plot in ("parameter_sensitivity", "parallel_coordinates"):
+        log_plot(call, parent, plot, summary, params, names[0])
     _candidates(call, parent, workflow, rows, summary, params, folds)
     return summary
 

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from tidymlflow import tidymodels as tm
 from tidymlflow.layer import Layer, Patch
+from tidymlflow.plots import log_plot
 
 MODULE = "py_recipes.recipe"
 PREP_CALL = "Recipe.prep"
@@ -204,8 +205,9 @@ def explained_variance(state: dict[str, Any]) -> Optional[list[float]]:
 
 
 # -- feature lineage ----------------------------------------------------------------------------
-def lineage(prepared: Any) -> Optional[list[dict[str, Any]]]:
-    """Columns before and after each step, traced by baking a sample of the training frame."""
+def lineage(prepared: Any) -> Optional[tuple[list[dict[str, Any]], Any, Any]]:
+    """Columns before and after each step, traced by baking a sample of the training frame;
+    with the sample before and after the whole recipe."""
     template = getattr(prepared, "template", None)
     if template is None or not hasattr(template, "columns"):
         return None
@@ -220,8 +222,9 @@ def lineage(prepared: Any) -> Optional[list[dict[str, Any]]]:
     return None
 
 
-def _replay(prepared: Any, data: Any) -> list[dict[str, Any]]:
-    trace, recipe = [], getattr(prepared, "recipe", None)
+def _replay(prepared: Any, data: Any) -> tuple[list[dict[str, Any]], Any, Any]:
+    """(the trace, the sample before, the sample after the recipe)."""
+    trace, recipe, sample = [], getattr(prepared, "recipe", None), data
     for i, step in enumerate(prepared.prepared_steps):
         before = [str(c) for c in data.columns]
         data = step.bake(data)
@@ -230,14 +233,15 @@ def _replay(prepared: Any, data: Any) -> list[dict[str, Any]]:
         trace.append({"index": i, "step": step_name(spec, recipe), "before": before, "after": after,
                       "added": [c for c in after if c not in set(before)],
                       "removed": [c for c in before if c not in set(after)]})
-    return trace
+    return trace, sample, data
 
 
 # -- logging --------------------------------------------------------------------------------------
-def log_recipe(call, writer, recipe: Any, prepared: Any = None) -> None:
-    """Params, steps.json and, when prepared, learned tables, lineage and PCA metrics."""
+def log_recipe(call, writer, recipe: Any, prepared: Any = None, plots: bool = True) -> None:
+    """Params, steps.json and, when prepared, learned tables, lineage, PCA metrics and (with
+    ``plots``) the scree and correlation plots."""
     writer.log_params(recipe_params(recipe))
-    steps = []
+    steps, scree = [], {}
     for i, step in enumerate(recipe.steps):
         name = step_name(step, recipe)
         entry = {"index": i, "step": name, "class": type(step).__name__,
@@ -246,24 +250,34 @@ def log_recipe(call, writer, recipe: Any, prepared: Any = None) -> None:
             state = learned(step, prepared.prepared_steps[i])
             entry["prepared_class"] = type(prepared.prepared_steps[i]).__name__
             entry["learned"] = {k: summary(v) for k, v in state.items()}
-            _log_state(call, writer, i, name, state)
+            ratios = _log_state(call, writer, i, name, state)
+            if ratios:
+                scree[f"step {i} ({name})"] = ratios
         steps.append(entry)
     writer.log_dict(steps, "recipe/steps.json")
-    if prepared is not None:
-        trace = lineage(prepared)
-        if trace is not None:
-            writer.log_dict({"input": trace[0]["before"] if trace else [],
-                             "output": trace[-1]["after"] if trace else [], "steps": trace},
-                            "recipe/features.json")
+    if prepared is None:
+        return
+    traced = lineage(prepared)
+    if traced is not None:
+        trace, before, after = traced
+        writer.log_dict({"input": trace[0]["before"] if trace else [],
+                         "output": trace[-1]["after"] if trace else [], "steps": trace},
+                        "recipe/features.json")
+        if plots:
+            log_plot(call, writer, "feature_correlation", before, after)
+    if plots and scree:
+        log_plot(call, writer, "pca_scree", scree)
 
 
-def _log_state(call, writer, i: int, name: str, state: dict[str, Any]) -> None:
+def _log_state(call, writer, i: int, name: str, state: dict[str, Any]) -> Optional[list[float]]:
+    """The step's learned table and PCA metrics; returns the explained variance ratios."""
     ratios = explained_variance(state)
     for component, ratio in enumerate(ratios or ()):
         writer.log_metric(f"recipe.{i}.explained_variance_ratio", ratio, step=component)
     table = learned_table(state)
     if table is not None:
         writer.log_table(table, f"recipe/learned/{i}_{name}.parquet")
+    return ratios
 
 
 def _log_model(writer, prepared: Any) -> None:
@@ -302,7 +316,7 @@ def contribute(call, writer, result: Any, children: Mapping[Any, Any]) -> None:
     per_group = getattr(result, "group_recipes", None) or {}
     for group, prepared in per_group.items():
         if group in children and _is_prepared(prepared):
-            log_recipe(call, children[group], prepared.recipe, prepared)
+            log_recipe(call, children[group], prepared.recipe, prepared, plots=False)
     log_recipe(call, writer, recipe, _global_prep(call, result, recipe, per_group))
 
 

@@ -14,6 +14,7 @@ from tidymlflow import fitlog, tunelog
 from tidymlflow import tidymodels as tm
 from tidymlflow._runs import registry
 from tidymlflow.layer import Layer, Patch
+from tidymlflow.plots import log_plot
 
 MODULE = "py_workflowsets.workflowset"
 PREFIX = "workflowset"
@@ -86,6 +87,17 @@ def _parent(call, parent, ws, ok: list[str], order: list[str], metric: str,
         parent.log_metric("fit_duration_s", call.duration)
 
 
+def _comparison(call, parent, ws, scores: dict[str, tuple[float, float]], metric: str,
+                stability: bool = True) -> None:
+    """workflow_comparison (and cv_stability) from {wflow_id: (mean, std)}."""
+    models = dict(zip(ws.info["wflow_id"], ws.info["model"]))
+    table = pd.DataFrame([{"wflow_id": w, "model": models.get(w, ""), "mean": m, "std": s}
+                          for w, (m, s) in scores.items()])
+    log_plot(call, parent, "workflow_comparison", table, metric)
+    if stability:
+        log_plot(call, parent, "cv_stability", table, metric)
+
+
 def _child(call, parent, name: str, wid: str, rank: int, workflow: Any, **tags: Any):
     child = call.start_run(name, parent=parent, tags={"wflow_id": wid, "rank": rank, **tags})
     tunelog.workflow_params(call, child, workflow)
@@ -149,12 +161,18 @@ def _log_resample_set(call, parent, results, resamples, tuned: bool) -> None:
         best = rows[order[0]].groupby("metric", sort=False)["value"].mean()
         parent.log_metrics({f"best_cv_{m}_mean": v for m, v in best.items()})
     parent.log_table(tunelog.folds_table(resamples), "resamples/folds.parquet")
+    _comparison(call, parent, ws, {w: _mean_std(f, metric) for w, f in rows.items()}, metric)
     _table(call, parent, "metrics", results.collect_metrics)
     _table(call, parent, "rank_results", lambda: results.rank_results(metric, n=len(ws.workflows)))
 
 
 def _mean(frame: pd.DataFrame, metric: str) -> float:
-    return float(pd.to_numeric(frame.loc[frame["metric"] == metric, "value"], errors="coerce").mean())
+    return _mean_std(frame, metric)[0]
+
+
+def _mean_std(frame: pd.DataFrame, metric: str) -> tuple[float, float]:
+    values = pd.to_numeric(frame.loc[frame["metric"] == metric, "value"], errors="coerce")
+    return float(values.mean()), float(values.std())
 
 
 # -- fit_nested and its evaluate ---------------------------------------------------------------------
@@ -206,8 +224,25 @@ def _log_nested_set(call, parent, results) -> None:
     if order:
         parent.log_metrics({f"best_{k}": v for k, v in summaries[order[0]].items() if k.endswith("_mean")})
     _nested_tables(call, parent, results, metric, "train")
+    _nested_plots(call, parent, results, per_wf, summaries, metric, "train", order[0] if order else None)
     registry.register(results, parent.run_id, evaluations=0, children=children, groups=groups,
                       metric=metric)
+
+
+def _nested_plots(call, parent, results, per_wf: dict, summaries: dict, metric: str, split: str,
+                  best: Optional[str]) -> None:
+    """workflow_comparison across groups, the group x workflow heatmap and the best workflow's
+    coefficients across groups."""
+    key = f"{split}_{metric}"
+    _comparison(call, parent, results.workflow_set,
+                {w: (s.get(f"{key}_mean"), s.get(f"{key}_std")) for w, s in summaries.items()}, metric,
+                stability=False)
+    table = pd.DataFrame([{"group": g, "wflow_id": w, "value": m.get(key)}
+                          for w, groups in per_wf.items() for g, m in groups.items()])
+    log_plot(call, parent, "per_group_heatmap", table, metric)
+    entry = next((r for r in results.results if r["wflow_id"] == best), None)
+    if entry is not None and entry.get("coefs") is not None:
+        log_plot(call, parent, "coefficient_variation", entry["coefs"], results.group_col)
 
 
 def _nested_tables(call, parent, results, metric: str, split: str) -> None:
@@ -250,6 +285,7 @@ def _nested_evaluate(call):
         parent.log_metrics({f"best_{k}": v for k, v in summaries[order[0]].items() if k.endswith("_mean")},
                            step=step)
     _nested_tables(call, parent, results, metric, "test")
+    _nested_plots(call, parent, results, per_wf, summaries, metric, "test", order[0] if order else None)
 
 
 # -- fit_global ------------------------------------------------------------------------------------
@@ -272,6 +308,8 @@ def _global(call):
     if order:
         parent.log_metrics({f"best_{k}": v for k, v in scores[order[0]].items()})
     _table(call, parent, "metrics", results.collect_metrics)
+    _comparison(call, parent, ws, {w: (s.get(f"train_{metric}"), float("nan")) for w, s in scores.items()},
+                metric, stability=False)
 
 
 # -- fit_nested_resamples / fit_global_resamples -----------------------------------------------------
@@ -322,6 +360,12 @@ def _log_group_resamples(call, parent, results, resamples) -> None:
     _table(call, parent, "metrics_by_group", lambda: results.collect_metrics(by_group=True))
     _table(call, parent, "rank_results", lambda: results.rank_results(metric, by_group=False, n=n))
     _table(call, parent, "best_by_group", lambda: _best_by_group(results, metric))
+    _comparison(call, parent, ws, {w: (s.get(f"cv_{metric}_mean"), s.get(f"cv_{metric}_std"))
+                                   for w, s in summaries.items()}, metric)
+    table = pd.DataFrame([{"group": g, "wflow_id": w,
+                           "value": _mean(frame, metric)} for w, groups in by_wf.items()
+                          for g, frame in groups.items()])
+    log_plot(call, parent, "per_group_heatmap", table, metric)
 
 
 def _across_groups(groups: dict[Any, pd.DataFrame]) -> dict[str, float]:
