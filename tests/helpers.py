@@ -47,3 +47,19 @@ def assert_tables_match(store, run, frames) -> None:
     assert read["value"].tolist() == as_text.tolist()
     pd.testing.assert_frame_equal(read.drop(columns="value"), expected.drop(columns="value"),
                                   check_dtype=False)
+
+
+def top_runs(store) -> list:
+    """The runs of the experiment that have no parent."""
+    return [r for r in store.runs() if "mlflow.parentRunId" not in r.data.tags]
+
+
+def run_tree(store) -> dict:
+    """{run name: (parent run name, metrics without the duration, rank tag)} of the experiment,
+    for comparing two run trees (e.g. sequential against n_jobs=2)."""
+    runs = store.runs()
+    names = {r.info.run_id: r.info.run_name for r in runs}
+    return {r.info.run_name: (names.get(r.data.tags.get("mlflow.parentRunId")),
+                              {k: v for k, v in r.data.metrics.items() if k != "fit_duration_s"},
+                              r.data.tags.get("rank"))
+            for r in runs}

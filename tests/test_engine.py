@@ -271,3 +271,15 @@ def test_odd_values_are_logged_safely(store, split):
     assert data.params["naïve/ü name"] == "ok" and data.params[clean_key("a/../b")] == "1"
     assert data.metrics == {"ok": 1.5}
     assert data.tags["stats.über"] == "∑"
+
+
+def test_nested_results_are_kept_once_per_instance():
+    from tidymlflow._call import Call
+    from tidymlflow._config import AutologConfig
+
+    call = Call("recipes", "Recipe.prep", len, None, (), {}, AutologConfig())
+    first, other = object(), object()
+    for result in range(3):  # e.g. the same recipe prepped once per fold
+        call.observe("Recipe.prep", first, result)
+    call.observe("Recipe.prep", other, "x")
+    assert call.observed == [("Recipe.prep", first, 0), ("Recipe.prep", other, "x")]

@@ -135,7 +135,7 @@ EDGE = {
                     ("parallel_coordinates", (_summary(1), ["p0"], "rmse"))],
     "5 parameters": [("parameter_sensitivity", (_summary(5, n=40), [f"p{i}" for i in range(5)], "rmse")),
                      ("parallel_coordinates", (_summary(5), [f"p{i}" for i in range(5)], "rmse"))],
-    "many groups": [("forecast", (_outputs(n=30, groups=[f"g{i}" for i in range(30)]), "store")),
+    "many groups": [("forecast", (_outputs(n=30, groups=[f"g{i}" for i in range(300)]), "store")),
                     ("coefficient_variation", (_coefs(tuple(f"g{i}" for i in range(200))), "store"))],
     "categorical parameter": [("parameter_sensitivity", (_summary(1).assign(p1=["a", "b"] * 8), ["p0", "p1"],
                                                          "rmse"))],
@@ -146,7 +146,7 @@ EDGE = {
 def test_edge_cases_draw_without_error(case, tmp_path):
     for name, args in EDGE[case]:
         content = _render(name, tmp_path, args, {})
-        assert len(content) > 1_000
+        assert 1_000 < len(content) < 5_000_000, (name, len(content))
 
 
 def test_inputs_with_nothing_to_show_give_no_figure():

@@ -7,6 +7,7 @@ import warnings
 
 import pandas as pd
 import pytest
+from helpers import run_tree, top_runs
 
 import tidymlflow
 from tidymlflow import TidyMLflowWarning, tunelog
@@ -33,17 +34,8 @@ def _folds(train, v=5, seed=3):
     return vfold_cv(train, v=v, seed=seed)
 
 
-def _parents(store):
-    return [r for r in store.runs() if "mlflow.parentRunId" not in r.data.tags]
 
 
-def _tree(store):
-    """{run name: (parent name, metrics)} of the experiment."""
-    runs = store.runs()
-    names = {r.info.run_id: r.info.run_name for r in runs}
-    return {r.info.run_name: (names.get(r.data.tags.get("mlflow.parentRunId")),
-                              {k: v for k, v in r.data.metrics.items() if k != "fit_duration_s"})
-            for r in runs}
 
 
 def _summary(results):
@@ -126,16 +118,16 @@ def test_parallel_calls_log_the_same_tree_and_values(store, split, tracking_uri,
 
     train, _ = split
     _resample_and_tune(train, n_jobs=None)
-    sequential = _tree(store)
+    sequential = run_tree(store)
 
     exp = store.client.create_experiment("parallel-" + tmp_path.name, str(tmp_path / "par"))
     mlflow.set_experiment(experiment_id=exp)
     _resample_and_tune(train, n_jobs=2)
-    parallel = _tree(Store(store.client, exp, tmp_path))
+    parallel = run_tree(Store(store.client, exp, tmp_path))
 
     assert set(parallel) == set(sequential) and len(sequential) == 1 + 1 + 4
-    for name, (parent, metrics) in sequential.items():
-        assert parallel[name][0] == parent
+    for name, (parent, metrics, rank) in sequential.items():
+        assert parallel[name][0] == parent and parallel[name][2] == rank
         assert parallel[name][1] == pytest.approx(metrics)
 
 
@@ -185,7 +177,7 @@ def test_run_count_depends_on_folds_only_with_log_fold_runs(store, split):
 
     tidymlflow.autolog(log_fold_runs=True)
     fit_resamples(_wf(), _folds(train, v=3))
-    parent = [r for r in _parents(store) if not store.children(r) == []]
+    parent = [r for r in top_runs(store) if not store.children(r) == []]
     (resample_parent,) = [p for p in parent if p.data.tags["tidymlflow.call"] == "fit_resamples"]
     folds = sorted(store.children(resample_parent), key=lambda r: int(r.data.tags["fold.position"]))
     assert [f.info.run_name for f in folds] == ["Fold01", "Fold02", "Fold03"]
@@ -215,7 +207,7 @@ def test_tuners_make_one_parent(store, split):
         race = tune_race_anova(_tuned(), folds, grid=grid, control=control_race(burn_in=3))
         tune_race_win_loss(_tuned(), folds, grid=grid, control=control_race(burn_in=3))
 
-    parents = {p.info.run_name: p for p in _parents(store)}
+    parents = {p.info.run_name: p for p in top_runs(store)}
     assert set(parents) == {"tune_sim_anneal: linear_reg", "tune_race_anova: linear_reg",
                             "tune_race_win_loss: linear_reg"}
     assert parents["tune_sim_anneal: linear_reg"].data.params["tune.method"] == "sim_anneal"

@@ -7,6 +7,7 @@ import json
 
 import mlflow
 import pytest
+from helpers import run_tree, top_runs
 
 import tidymlflow
 from tidymlflow import TidyMLflowWarning
@@ -33,17 +34,8 @@ def _folds(train, v=5):
     return vfold_cv(train, v=v, seed=7)
 
 
-def _top(store):
-    return [r for r in store.runs() if "mlflow.parentRunId" not in r.data.tags]
 
 
-def _tree(store):
-    runs = store.runs()
-    names = {r.info.run_id: r.info.run_name for r in runs}
-    return {r.info.run_name: (names.get(r.data.tags.get("mlflow.parentRunId")),
-                              {k: v for k, v in r.data.metrics.items() if k != "fit_duration_s"},
-                              r.data.tags.get("rank"))
-            for r in runs}
 
 
 def test_fit_resamples_parent_and_a_child_per_workflow(store, split):
@@ -52,7 +44,7 @@ def test_fit_resamples_parent_and_a_child_per_workflow(store, split):
     ws = _set()
     results = ws.fit_resamples(_folds(train))
 
-    (parent,) = _top(store)
+    (parent,) = top_runs(store)
     assert parent.info.run_name == "WorkflowSet.fit_resamples (9 workflows)"
     assert parent.data.tags["tidymlflow.call"] == "WorkflowSet.fit_resamples"
     children = store.children(parent)
@@ -92,7 +84,7 @@ def test_fit_resamples_parent_and_a_child_per_workflow(store, split):
     assert pre["prep_2_rand_forest_3"] == {"preprocessor": "formula", "formula": "y ~ x1 + x2"}
 
 
-def test_parallel_fit_resamples_logs_the_same_tree(store, split, tmp_path):
+def test_parallel_fit_resamples_logs_the_samerun_tree(store, split, tmp_path):
     from conftest import Store
 
     tidymlflow.autolog()
@@ -100,11 +92,11 @@ def test_parallel_fit_resamples_logs_the_same_tree(store, split, tmp_path):
     folds = _folds(train, v=3)
     ws = _set(FORMULAS[:2], _models()[:2])
     ws.fit_resamples(folds)
-    sequential = _tree(store)
+    sequential = run_tree(store)
     exp = store.client.create_experiment("par-" + tmp_path.name, str(tmp_path / "par"))
     mlflow.set_experiment(experiment_id=exp)
     ws.fit_resamples(folds, n_jobs=2)
-    parallel = _tree(Store(store.client, exp, tmp_path))
+    parallel = run_tree(Store(store.client, exp, tmp_path))
     assert set(parallel) == set(sequential) and len(sequential) == 5
     for name, (parent, metrics, rank) in sequential.items():
         assert parallel[name][0] == parent and parallel[name][2] == rank
@@ -116,7 +108,7 @@ def test_workflow_map_and_workflowsets_false(store, split):
     train, _ = split
     ws = _set(FORMULAS[:2], _models()[:1])
     ws.workflow_map("fit_resamples", resamples=_folds(train, v=3))
-    (parent,) = _top(store)
+    (parent,) = top_runs(store)
     assert parent.info.run_name == "WorkflowSet.fit_resamples (2 workflows)"
     assert parent.data.tags["tidymlflow.call"] == "WorkflowSet.workflow_map"
     assert len(store.children(parent)) == 2 and len(store.runs()) == 3
@@ -137,7 +129,7 @@ def test_tune_grid_child_holds_the_best_candidate(store, split):
     with pytest.warns(TidyMLflowWarning, match="1 omitted"):
         results = ws.tune_grid(_folds(train, v=3), grid=grid)
 
-    (parent,) = _top(store)
+    (parent,) = top_runs(store)
     assert parent.info.run_name == "WorkflowSet.tune_grid (2 workflows)"
     children = store.children(parent)
     assert len(children) == 2 and len(store.runs()) == 1 + 2 + 2 * 2
@@ -163,7 +155,7 @@ def test_fit_nested_tree_and_evaluate(store, data):
     ws = _set(FORMULAS, _models()[:1])
     results = ws.fit_nested(train, group_col="store")
 
-    (parent,) = _top(store)
+    (parent,) = top_runs(store)
     assert parent.info.run_name == "WorkflowSet.fit_nested (3 workflows)"
     children = store.children(parent)
     grandchildren = [g for c in children for g in store.children(c)]
@@ -177,10 +169,10 @@ def test_fit_nested_tree_and_evaluate(store, data):
     assert results.evaluate(test) is results
     assert len(store.runs()) == 16
     by_group = results.collect_metrics(by_group=True, split="test").set_index(["wflow_id", "group", "metric"])
-    for g in [g for c in store.children(_top(store)[0]) for g in store.children(c)]:
+    for g in [g for c in store.children(top_runs(store)[0]) for g in store.children(c)]:
         expected = by_group.loc[(g.data.tags["wflow_id"], g.data.tags["group"], "rmse"), "value"]
         assert g.data.metrics["test_rmse"] == pytest.approx(float(expected))
-    parent = _top(store)[0]
+    parent = top_runs(store)[0]
     best = results.extract_best_workflow("rmse", split="test", by_group=True)
     table = store.table(parent, "workflowset/best_by_group.parquet")
     assert table[["group", "wflow_id"]].values.tolist() == best[["group", "wflow_id"]].values.tolist()
@@ -193,7 +185,7 @@ def test_fit_global_child_per_workflow(store, data):
     flat = data.drop(columns=["date"])
     ws = _set(FORMULAS[:2], _models()[:1])
     results = ws.fit_global(flat, group_col="store")
-    (parent,) = _top(store)
+    (parent,) = top_runs(store)
     children = store.children(parent)
     assert len(children) == 2 and len(store.runs()) == 3
     for child in children:
@@ -209,7 +201,7 @@ def tm_metric(stats, split, metric):
 
 
 @pytest.mark.parametrize("call", ["fit_nested_resamples", "fit_global_resamples"])
-def test_group_resamples_tree(store, data, call):
+def test_group_resamplesrun_tree(store, data, call):
     tidymlflow.autolog()
     from py_rsample import time_series_nested_cv
 
@@ -220,7 +212,7 @@ def test_group_resamples_tree(store, data, call):
         results = ws.fit_nested_resamples(cvs, group_col="store")
     else:
         results = ws.fit_global_resamples(data, cvs, group_col="store")
-    (parent,) = _top(store)
+    (parent,) = top_runs(store)
     children = store.children(parent)
     grandchildren = [g for c in children for g in store.children(c)]
     assert parent.info.run_name == f"WorkflowSet.{call} (2 workflows)"
@@ -242,7 +234,7 @@ def test_failed_workflow_is_recorded_not_raised(store, split):
     ws = _set(["y ~ x1", "y ~ not_a_column"], _models()[:1])
     with pytest.warns(TidyMLflowWarning, match="1 workflow"):
         ws.fit_resamples(_folds(train, v=3))
-    (parent,) = _top(store)
+    (parent,) = top_runs(store)
     assert parent.data.tags["workflowset.n_failed"] == "1"
     info = store.table(parent, "workflowset/info.parquet").set_index("wflow_id")
     assert info.loc["prep_2_linear_reg_1", "status"] == "failed"

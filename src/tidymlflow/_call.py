@@ -26,6 +26,7 @@ class Call:
         self.errors: list[BaseException] = []
         self._runs: list[tuple[RunWriter, bool]] = []  # (writer, tidymlflow ends it)
         self.observed: list[tuple[str, Any, Any]] = []  # (call, instance, result) of nested calls
+        self._observed_keys: set[tuple[str, int]] = set()
         self._client = None
         self._base_tags: Optional[dict] = None
 
@@ -85,6 +86,14 @@ class Call:
         self._runs.clear()
         if skipped:
             self.info(f"{skipped} non-finite or non-numeric metric value(s) were not logged")
+
+    def observe(self, name: str, instance: Any, result: Any) -> None:
+        """Record a nested call's result: the first per (call, instance) only, so that per-fold
+        calls inside a long tuning run do not keep their results alive."""
+        key = (name, id(instance))
+        if key not in self._observed_keys:
+            self._observed_keys.add(key)
+            self.observed.append((name, instance, result))
 
     def contribute(self, writer: RunWriter, result: Any, children: Optional[dict] = None) -> None:
         """Let every enabled layer add its part of ``result`` (e.g. a fit's recipe) to its run(s)."""

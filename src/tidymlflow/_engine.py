@@ -136,7 +136,7 @@ def _wrapper(layer_name: str, patch: Patch) -> Callable:
         if config is None or outer is not None:  # disabled, or nested inside a patched call
             result = wrapped(*args, **kwargs)
             if outer is not None and patch.observe:
-                outer.observed.append((patch.call, instance, result))
+                outer.observe(patch.call, instance, result)
             return result
         call = Call(layer_name, patch.call, wrapped, instance, args, kwargs, config)
         token = _state.active_call.set(call)

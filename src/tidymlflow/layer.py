@@ -22,8 +22,9 @@ class Patch:
     ``call`` is the ``tidymlflow.call`` tag. ``handler`` None makes the patch a guard only: the
     call owns logging, so nothing nested inside it logs. ``rebind`` re-points references to a
     free function that other modules (or the user) imported by name before the patch.
-    ``observe`` records the results of this call when it runs nested inside another patched call
-    of the same thread (``Call.observed``), so the outer call can log what it did.
+    ``observe`` records the result of this call when it runs nested inside another patched call
+    of the same thread (``Call.observed``; the first per instance), so the outer call can log
+    what it did.
     """
 
     module: str

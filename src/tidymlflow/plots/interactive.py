@@ -11,6 +11,8 @@ import pandas as pd
 from tidymlflow.plots import data as d
 from tidymlflow.plots.static import ACTUAL, FITTED, PALETTE
 
+MAX_GROUPS = 50  # groups in a forecast's selector
+
 _LAYOUT = {"template": "plotly_white", "height": 520, "margin": {"l": 60, "r": 30, "t": 60, "b": 50},
            "legend": {"orientation": "h", "y": -0.15}}
 
@@ -53,9 +55,12 @@ def forecast(outputs: pd.DataFrame, group_col: Optional[str] = None,
 
     if outputs is None or outputs.empty or not d.x_axis(outputs)[1]:
         return None
-    groups = [(None, outputs)]
+    groups, shown = [(None, outputs)], ""
     if group_col and group_col in outputs.columns and outputs[group_col].nunique() > 1:
         groups = list(outputs.groupby(group_col, sort=False))
+        if len(groups) > MAX_GROUPS:  # keep the file small: the first groups only
+            shown = f" (first {MAX_GROUPS} of {len(groups)} groups)"
+            groups = groups[:MAX_GROUPS]
     fig = go.Figure()
     counts = []
     for group, frame in groups:
@@ -64,7 +69,7 @@ def forecast(outputs: pd.DataFrame, group_col: Optional[str] = None,
             trace.visible = group is None or group == groups[0][0]
             fig.add_trace(trace)
         counts.append(len(traces))
-    fig.update_layout(title=title or "Forecast", xaxis_title="date", yaxis_title="value", **_LAYOUT)
+    fig.update_layout(title=(title or "Forecast") + shown, xaxis_title="date", yaxis_title="value", **_LAYOUT)
     if len(groups) > 1:
         fig.update_layout(updatemenus=[_selector(groups, counts, group_col)])
     return fig

@@ -217,19 +217,29 @@ def _sensitivity_line(summary: pd.DataFrame, param: str, metric: str):
 
 
 # -- workflow sets and groups -------------------------------------------------------------------
-def workflow_comparison(table: pd.DataFrame, metric: str):
-    """Horizontal bars of the ranking metric per workflow, best on top, coloured by model type."""
+def _workflow_axes(table: pd.DataFrame, metric: str):
+    """(figure, axes, ranked table, colours) for one row per workflow, best on top; None when
+    there is nothing to rank."""
     table = d.ranked(table, metric)
     if table.empty:
         return None
     fig, ax = _figure(10, 1.5 + 0.3 * len(table), left=_label_width(table["wflow_id"]))
     a = ax[0, 0]
     colors = d.colors(table["model"], PALETTE)
+    a.set_yticks(range(len(table)), table["wflow_id"].astype(str).str[:40])
+    a.invert_yaxis()
+    return fig, a, table, colors
+
+
+def workflow_comparison(table: pd.DataFrame, metric: str):
+    """Horizontal bars of the ranking metric per workflow, best on top, coloured by model type."""
+    parts = _workflow_axes(table, metric)
+    if parts is None:
+        return None
+    fig, a, table, colors = parts
     bars = a.barh(range(len(table)), table["mean"], color=[colors[m] for m in table["model"]])
     if len(table) <= 60:
         a.bar_label(bars, fmt="%.4g", padding=3, fontsize=8)
-    a.set_yticks(range(len(table)), table["wflow_id"].astype(str).str[:40])
-    a.invert_yaxis()
     a.set_xlabel(f"mean {metric}")
     _legend(a, colors)
     fig.suptitle(f"Workflows by {metric} ({'lower' if metric in d.LOWER_IS_BETTER else 'higher'} is better)")
@@ -250,17 +260,13 @@ def _legend(ax, colors: Mapping[str, str]) -> None:
 
 def cv_stability(table: pd.DataFrame, metric: str):
     """Mean ± std of the ranking metric per workflow, across resamples."""
-    table = d.ranked(table, metric)
-    if table.empty:
+    parts = _workflow_axes(table, metric)
+    if parts is None:
         return None
-    fig, ax = _figure(10, 1.5 + 0.3 * len(table), left=_label_width(table["wflow_id"]))
-    a = ax[0, 0]
-    colors = d.colors(table["model"], PALETTE)
+    fig, a, table, colors = parts
     for i, row in enumerate(table.itertuples(index=False)):
         a.errorbar(row.mean, i, xerr=0 if pd.isna(row.std) else row.std, fmt="o", capsize=3,
                    color=colors[row.model])
-    a.set_yticks(range(len(table)), table["wflow_id"].astype(str).str[:40])
-    a.invert_yaxis()
     a.set_xlabel(f"{metric}: mean ± std across resamples")
     _legend(a, colors)
     fig.suptitle("Stability across resamples")
