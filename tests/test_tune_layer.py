@@ -184,6 +184,18 @@ def test_run_count_depends_on_folds_only_with_log_fold_runs(store, split):
     assert folds[0].data.tags["fold"] == "Fold01" and "fold.test_start" in folds[0].data.tags
     assert all("cv_rmse" in f.data.metrics for f in folds)
 
+    before = len(store.runs())
+    tune_grid(_wf(penalty=_tune()), _folds(train, v=3), grid=grid)  # 1 parent, 2 candidates, 3 folds each
+    assert len(store.runs()) - before == 1 + 2 + 2 * 3
+    parent = next(p for p in top_runs(store) if p.data.tags["tidymlflow.call"] == "tune_grid"
+                  and store.children(p) and store.children(store.children(p)[0]))
+    candidate = store.children(parent)[0]
+    folds = store.children(candidate)
+    assert sorted(f.info.run_name for f in folds) == ["Fold01", "Fold02", "Fold03"]
+    metrics = {int(f.data.tags["fold.position"]): f.data.metrics["cv_rmse"] for f in folds}
+    series = {m.step: m.value for m in store.history(candidate, "cv_rmse")}
+    assert metrics == pytest.approx(series)
+
 
 def _tune():
     from py_tune import tune

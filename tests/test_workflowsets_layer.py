@@ -240,3 +240,19 @@ def test_failed_workflow_is_recorded_not_raised(store, split):
     assert info.loc["prep_2_linear_reg_1", "status"] == "failed"
     assert info.loc["prep_1_linear_reg_1", "status"] == "ok"
     assert [c.info.run_name for c in store.children(parent)] == ["prep_1_linear_reg_1"]
+
+
+def test_failed_nested_workflow_keeps_its_error(store, data):
+    tidymlflow.autolog()
+    ws = _set(["y ~ x1", "y ~ not_a_column"], _models()[:1])
+    with pytest.warns(TidyMLflowWarning, match="1 workflow"):
+        results = ws.fit_nested(data.drop(columns=["date"]), group_col="store")
+    (parent,) = top_runs(store)
+    assert parent.data.tags["workflowset.n_failed"] == "1"
+    info = store.table(parent, "workflowset/info.parquet").set_index("wflow_id")
+    assert info.loc["prep_2_linear_reg_1", "status"] == "failed"
+    assert info.loc["prep_2_linear_reg_1", "error"] == next(
+        r["error"] for r in results.results if r["wflow_id"] == "prep_2_linear_reg_1")
+    assert [c.info.run_name for c in store.children(parent)] == ["prep_1_linear_reg_1"]
+    results.evaluate(data.drop(columns=["date"]))  # the failed workflow is skipped, nothing raises
+    assert len(store.runs()) == 1 + 1 + 4
