@@ -20,6 +20,7 @@ _claim_lock = threading.Lock()
 
 @lru_cache(maxsize=1)
 def tidymlflow_version() -> str:
+    """This package's version (read once)."""
     from tidymlflow import __version__
 
     return __version__

@@ -30,10 +30,12 @@ def describe(fit: Any) -> dict[str, Any]:
 
 
 def model_tags(spec: Any, preprocessor: str) -> dict[str, str]:
+    """Tags ``model_type``, ``engine`` and ``preprocessor`` of a fit."""
     return {"model_type": spec.model_type, "engine": spec.engine, "preprocessor": preprocessor}
 
 
 def fit_params(info: dict[str, Any]) -> dict[str, Any]:
+    """Model params plus ``preprocessor`` and, when known, ``formula``."""
     params = {**tm.model_params(info["spec"]), "preprocessor": info["preprocessor"]}
     if info["formula"] is not None:
         params["formula"] = info["formula"]
@@ -41,6 +43,7 @@ def fit_params(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def log_tables(call, writer, frames: tuple) -> None:
+    """The three DataFrames as ``tidymodels/*.parquet`` (when ``log_outputs``)."""
     if call.config.log_outputs:
         for name, frame in zip(TABLES, frames):
             writer.log_table(frame, f"tidymodels/{name}.parquet")
@@ -86,6 +89,7 @@ def _register(fit: Any, run_id: str, **info: Any) -> None:
 
 
 def nested_run_name(spec: Any, group_col: str) -> str:
+    """Run name of a per-group fit: ``<model_type> by <group_col>``."""
     return f"{spec.model_type} by {group_col}"
 
 

@@ -21,6 +21,7 @@ _SKIP_SETTINGS = {"data", "splits"}
 
 # -- the resampler ------------------------------------------------------------------------------
 def resample_type(resamples: Any) -> str:
+    """The resampler as its builder name (``VFoldCV`` -> ``vfold_cv``)."""
     name = type(resamples).__name__
     return _RESAMPLE_TYPES.get(name) or re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
@@ -82,6 +83,7 @@ def with_positions(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def has_metrics(metrics: Any) -> bool:
+    """True when ``metrics`` is a non-empty long metrics frame."""
     return isinstance(metrics, pd.DataFrame) and not metrics.empty and {
         "metric", "value", ".config"}.issubset(metrics.columns)
 
@@ -107,6 +109,7 @@ def summarize(metrics: pd.DataFrame, grid: Optional[pd.DataFrame], rank_by: str)
 
 
 def param_columns(grid: Optional[pd.DataFrame]) -> list[str]:
+    """The tuned parameter columns of a grid (all but ``.config``)."""
     return [c for c in getattr(grid, "columns", ()) if c != ".config"]
 
 
@@ -122,6 +125,7 @@ def log_cv(writer, rows: pd.DataFrame, prefix: str = "cv_") -> None:
 
 # -- runs ---------------------------------------------------------------------------------------
 def model_type(workflow: Any) -> str:
+    """The name used in run names: the workflow's model name, else its model type."""
     spec = getattr(workflow, "spec", None)
     return getattr(workflow, "model_name", None) or getattr(spec, "model_type", "model")
 

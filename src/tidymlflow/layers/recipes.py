@@ -197,6 +197,7 @@ def learned_table(state: dict[str, Any]):
 
 
 def explained_variance(state: dict[str, Any]) -> Optional[list[float]]:
+    """The explained variance ratios of a PCA-like step's learned state, if any."""
     for value in state.values():
         ratio = getattr(value, "explained_variance_ratio_", None)
         if ratio is not None:

@@ -26,6 +26,7 @@ def x_axis(frame: pd.DataFrame) -> tuple[np.ndarray, bool]:
 
 
 def train_rows(outputs: pd.DataFrame) -> pd.DataFrame:
+    """The training rows of an outputs frame (all rows when it has no split)."""
     if "split" in outputs.columns and (outputs["split"] == "train").any():
         return outputs[outputs["split"] == "train"]
     return outputs
@@ -97,6 +98,7 @@ def decomposition(outputs: pd.DataFrame) -> Optional[dict[str, np.ndarray]]:
 
 
 def numeric(frame: Optional[pd.DataFrame]) -> pd.DataFrame:
+    """The numeric columns of ``frame`` as floats (empty for None)."""
     if frame is None:
         return pd.DataFrame()
     return frame.select_dtypes(include="number").astype(float)
@@ -136,6 +138,7 @@ def _binned(values: pd.Series, bins: int = 10) -> pd.Series:
 
 
 def heat_grid(summary: pd.DataFrame, rows: str, cols: str, value: str) -> pd.DataFrame:
+    """Mean of ``value`` over ``rows`` x ``cols`` (binned when continuous), labelled for ticks."""
     frame = pd.DataFrame({"r": _binned(summary[rows]), "c": _binned(summary[cols]),
                           "v": pd.to_numeric(summary[value], errors="coerce")})
     grid = frame.pivot_table(index="r", columns="c", values="v", aggfunc="mean", dropna=False)
@@ -159,6 +162,7 @@ def by_param(summary: pd.DataFrame, param: str, metric: str) -> pd.DataFrame:
 
 
 def log_scaled(values: Iterable[float]) -> bool:
+    """True when positive values span two or more orders of magnitude."""
     arr = np.asarray(list(values), dtype=float)
     arr = arr[np.isfinite(arr)]
     return len(arr) > 2 and arr.min() > 0 and arr.max() / arr.min() >= 100
@@ -177,6 +181,7 @@ def ranked(table: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def colors(models: Sequence[Any], palette: Sequence[str]) -> dict[str, str]:
+    """One palette colour per distinct value, in order of appearance."""
     return {m: palette[i % len(palette)] for i, m in enumerate(dict.fromkeys(map(str, models)))}
 
 
