@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,11 @@ import pandas as pd
 
 #: Metrics where lower is better (spec section 3); every other metric ranks higher-is-better.
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "smape", "mse", "mase", "log_loss", "brier_score"})
+
+
+def snake_case(name: str) -> str:
+    """A CamelCase class name in snake_case (``StepImputeMean`` -> ``step_impute_mean``)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def param_text(value: Any) -> str:

@@ -5,7 +5,6 @@ results, so parallel calls log exactly like sequential ones."""
 
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 import pandas as pd
@@ -14,7 +13,6 @@ from tidymlflow import fitlog
 from tidymlflow import tidymodels as tm
 from tidymlflow.plots import log_plot
 
-LOWER_IS_BETTER = tm.LOWER_IS_BETTER
 _RESAMPLE_TYPES = {"VFoldCV": "vfold_cv", "TimeSeriesCV": "time_series_cv"}
 _SKIP_SETTINGS = {"data", "splits"}
 
@@ -23,7 +21,7 @@ _SKIP_SETTINGS = {"data", "splits"}
 def resample_type(resamples: Any) -> str:
     """The resampler as its builder name (``VFoldCV`` -> ``vfold_cv``)."""
     name = type(resamples).__name__
-    return _RESAMPLE_TYPES.get(name) or re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return _RESAMPLE_TYPES.get(name) or tm.snake_case(name)
 
 
 def _splits(resamples: Any) -> list:
@@ -104,7 +102,7 @@ def summarize(metrics: pd.DataFrame, grid: Optional[pd.DataFrame], rank_by: str)
     if grid is not None and ".config" in getattr(grid, "columns", ()):
         wide = grid.drop_duplicates(".config").merge(wide, on=".config", how="right")
     key = f"{rank_by}_mean"
-    wide["rank"] = wide[key].rank(method="first", ascending=rank_by in LOWER_IS_BETTER).astype("Int64")
+    wide["rank"] = wide[key].rank(method="first", ascending=rank_by in tm.LOWER_IS_BETTER).astype("Int64")
     return wide.sort_values("rank", na_position="last", kind="stable").reset_index(drop=True)
 
 

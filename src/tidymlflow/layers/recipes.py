@@ -8,7 +8,6 @@ with ``n_jobs > 1``. Everything is read generically from the step dataclasses.
 from __future__ import annotations
 
 import dataclasses
-import re
 import warnings
 from collections.abc import Mapping
 from typing import Any, Optional
@@ -38,7 +37,7 @@ def step_name(step: Any, recipe: Any = None) -> str:
     found = _BUILDERS.get(cls, {}).get(name.lower())
     if found:
         return found
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    return tm.snake_case(name)
 
 
 def _fields(obj: Any) -> list[tuple[str, Any]]:

@@ -23,7 +23,7 @@ PREFIX = "workflowset"
 # -- ranking and shared parent content ------------------------------------------------------------
 def _rank(scores: dict[str, float], metric: str) -> list[str]:
     """Workflow ids best first for ``metric`` (missing scores last)."""
-    sign = 1 if metric in tunelog.LOWER_IS_BETTER else -1
+    sign = 1 if metric in tm.LOWER_IS_BETTER else -1
 
     def key(wid):
         value = scores.get(wid)
@@ -383,7 +383,7 @@ def _across_groups(groups: dict[Any, pd.DataFrame]) -> dict[str, float]:
 def _best_by_group(results, metric: str) -> pd.DataFrame:
     table = results.collect_metrics(by_group=True)
     table = table[table["metric"] == metric]
-    ascending = metric in tunelog.LOWER_IS_BETTER
+    ascending = metric in tm.LOWER_IS_BETTER
     best = table.sort_values("mean", ascending=ascending, kind="stable").groupby("group", sort=False).head(1)
     return best[["group", "wflow_id", "mean", "std", "preprocessor", "model"]]
 

@@ -12,7 +12,6 @@ import pandas as pd
 
 from tidymlflow.tidymodels import LOWER_IS_BETTER
 
-__all__ = ["LOWER_IS_BETTER"]
 MAX_POINTS = 5000  # per line; longer series are thinned by an even stride
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from tidymlflow.plots import data as d
 from tidymlflow.plots.static import ACTUAL, FITTED, PALETTE
+from tidymlflow.tidymodels import LOWER_IS_BETTER
 
 MAX_GROUPS = 50  # groups in a forecast's selector
 
@@ -96,7 +97,7 @@ def parallel_coordinates(summary: pd.DataFrame, params: Sequence[str], metric: s
     dims = [_dimension(summary[p], p) for p in params]
     values = pd.to_numeric(summary[column], errors="coerce")
     dims.append({"label": f"mean {metric}", "values": values.tolist()})
-    scale = "Viridis_r" if metric in d.LOWER_IS_BETTER else "Viridis"
+    scale = "Viridis_r" if metric in LOWER_IS_BETTER else "Viridis"
     fig = go.Figure(go.Parcoords(dimensions=dims, line={"color": values.fillna(values.max()).tolist(),
                                                          "colorscale": scale, "showscale": True}))
     fig.update_layout(title=f"Candidates: parameters to {metric}", template="plotly_white", height=480)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tidymlflow.plots import data as d
+from tidymlflow.tidymodels import LOWER_IS_BETTER
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
@@ -192,7 +193,7 @@ def parameter_sensitivity(summary: pd.DataFrame, params: Sequence[str], metric: 
     a.grid(False)
     values = grid.to_numpy(dtype=float)
     image = a.imshow(np.ma.masked_invalid(values), cmap="viridis_r"
-                     if metric in d.LOWER_IS_BETTER else "viridis", aspect="auto", origin="lower")
+                     if metric in LOWER_IS_BETTER else "viridis", aspect="auto", origin="lower")
     _annotate(a, values, limit=150)
     _ticks(a, list(grid.columns), list(grid.index))
     a.set_xlabel(chosen[1])
@@ -242,7 +243,7 @@ def workflow_comparison(table: pd.DataFrame, metric: str):
         a.bar_label(bars, fmt="%.4g", padding=3, fontsize=8)
     a.set_xlabel(f"mean {metric}")
     _legend(a, colors)
-    fig.suptitle(f"Workflows by {metric} ({'lower' if metric in d.LOWER_IS_BETTER else 'higher'} is better)")
+    fig.suptitle(f"Workflows by {metric} ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)")
     return fig
 
 
@@ -285,7 +286,7 @@ def per_group_heatmap(table: pd.DataFrame, metric: str, columns: str = "wflow_id
     a = ax[0, 0]
     a.grid(False)
     values = grid.to_numpy(dtype=float)
-    image = a.imshow(np.ma.masked_invalid(values), cmap="viridis_r" if metric in d.LOWER_IS_BETTER
+    image = a.imshow(np.ma.masked_invalid(values), cmap="viridis_r" if metric in LOWER_IS_BETTER
                      else "viridis", aspect="auto")
     _ticks(a, list(grid.columns), list(grid.index))
     _annotate(a, values)
