@@ -38,7 +38,7 @@ def manual_log(wf_fit, train, duration, artifact_root):
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
 
-    from tidymlflow import tidymodels as tm
+    from tidymlflow._read import common as tm
 
     client = mlflow.MlflowClient()
     with mlflow.start_run(run_name=wf_fit.workflow.spec.model_type) as run:

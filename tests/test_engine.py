@@ -274,8 +274,8 @@ def test_odd_values_are_logged_safely(store, split):
 
 
 def test_nested_results_are_kept_once_per_instance():
-    from tidymlflow._call import Call
     from tidymlflow._config import AutologConfig
+    from tidymlflow.layer import Call
 
     call = Call("recipes", "Recipe.prep", len, None, (), {}, AutologConfig())
     first, other = object(), object()

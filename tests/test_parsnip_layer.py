@@ -52,7 +52,9 @@ def test_tune_placeholder_param_is_tune(store, split):
     from py_tune import tune
 
     spec = rand_forest(trees=tune(), min_n=5).set_mode("regression")
-    params = tidymlflow.tidymodels.model_params(spec)
+    from tidymlflow._read.common import model_params
+
+    params = model_params(spec)
     assert params["args.trees"] == "tune()" and params["args.min_n"] == "5"
     rf = rand_forest(trees=20).set_mode("regression").fit(split[0], "y ~ x1 + x2")
     run = store.runs()[0]

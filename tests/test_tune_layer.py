@@ -10,7 +10,8 @@ import pytest
 from helpers import run_tree, top_runs
 
 import tidymlflow
-from tidymlflow import TidyMLflowWarning, tunelog
+from tidymlflow import TidyMLflowWarning
+from tidymlflow._read import resamples as tunelog
 
 PARAM_INFO = {"penalty": {"range": (0.001, 1.0), "trans": "log"}, "mixture": {"range": (0.0, 1.0)}}
 

@@ -6,13 +6,11 @@ Importing this package imports neither mlflow, matplotlib, plotly nor py-tidymod
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Optional, Union
 
-from tidymlflow.errors import TidyMLflowWarning
+from tidymlflow._version import __version__
+from tidymlflow.errors import TidyMLflowError, TidyMLflowWarning
 
-__version__ = "0.1.0"
-
-__all__ = ["autolog", "TidyMLflowWarning", "__version__"]
+__all__ = ["autolog", "TidyMLflowError", "TidyMLflowWarning", "__version__"]
 
 
 def autolog(
@@ -23,21 +21,21 @@ def autolog(
     tune: bool = True,
     workflowsets: bool = True,
     log_outputs: bool = True,
-    log_plots: Union[bool, Collection[str]] = True,
+    log_plots: bool | Collection[str] = True,
     plotly_js: str = "cdn",
     log_models: bool = False,
     log_datasets: bool = True,
     log_fold_runs: bool = False,
-    max_tuning_runs: Optional[int] = 20,
-    extra_tags: Optional[Mapping[str, str]] = None,
+    max_tuning_runs: int | None = 20,
+    extra_tags: Mapping[str, str] | None = None,
     exclusive: bool = False,
     disable: bool = False,
     silent: bool = False,
-    layers: Optional[Mapping[str, bool]] = None,
+    layers: Mapping[str, bool] | None = None,
 ) -> None:
     """Record every py-tidymodels fit, prep, resampling, tuning and workflow-set call in MLflow.
 
-    Each flag is described in the README and in the run layout contract (spec section 1).
+    Each flag is described in the README (and docs/contract.md).
     Calling it again replaces the configuration; ``disable=True`` removes every patch.
     Raises TypeError / ValueError naming the offending flag.
     """

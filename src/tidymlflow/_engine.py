@@ -3,39 +3,48 @@ It knows no layer and imports no py-tidymodels module."""
 
 from __future__ import annotations
 
+import contextvars
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Optional
+from types import ModuleType
+from typing import Any
 
 import wrapt
 
 from tidymlflow import _state
-from tidymlflow._call import Call
-from tidymlflow.errors import TidyMLflowWarning
-from tidymlflow.layer import Handler, Layer, Patch
+from tidymlflow._config import AutologConfig
+from tidymlflow._runs import py_tidymodels_version, user_run
+from tidymlflow.errors import TidyMLflowError, TidyMLflowWarning
+from tidymlflow.layer import Call, Handler, Layer, Patch
 
 ENTRY_POINT_GROUP = "tidymlflow.layers"
+
+#: The outermost patched call in this thread / task; nested patched calls see it and stay quiet.
+active_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar(
+    "tidymlflow_active_call", default=None)
 
 
 @dataclass
 class _Installed:
-    module: Any
+    module: ModuleType
     target: str
     wrapper: Any
     original: Any
-    rebound: list = field(default_factory=list)  # module dicts whose name now holds the wrapper
+    rebound: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
 
 _lock = threading.RLock()
-_layers: Optional[dict[str, Layer]] = None
+_layers: dict[str, Layer] | None = None
 _patches_by_module: dict[str, list[tuple[str, Patch]]] = {}
 _hooked: set[str] = set()
 _installed: dict[tuple[str, str], _Installed] = {}
+_version_checked: set[str] = set()
+_stuck: set[tuple[str, str]] = set()  # patches another library wrapped over; reported once
 
 
 def discover_layers() -> dict[str, Layer]:
@@ -55,15 +64,14 @@ def discover_layers() -> dict[str, Layer]:
     return _layers
 
 
-def activate(config) -> None:
+def activate(config: AutologConfig) -> None:
     """Make ``config`` active and patch every registered layer's modules (now or on import)."""
     with _lock:
         _state.config = config
+        _patches_by_module.clear()
         for layer_name, layer in discover_layers().items():
             for patch in layer.patches:
-                entries = _patches_by_module.setdefault(patch.module, [])
-                if (layer_name, patch) not in entries:
-                    entries.append((layer_name, patch))
+                _patches_by_module.setdefault(patch.module, []).append((layer_name, patch))
         for module_name in _patches_by_module:
             module = sys.modules.get(module_name)
             if module is not None:
@@ -74,31 +82,54 @@ def activate(config) -> None:
 
 
 def deactivate() -> None:
-    """Remove every patch and restore the original objects everywhere they were bound."""
+    """Remove every patch it can and restore the original objects everywhere they were bound.
+    A patch that another library wrapped after us cannot be removed: it stays inert (the
+    wrapper passes straight through without a configuration) and is reported."""
     with _lock:
         _state.config = None
-        for inst in _installed.values():
-            wrapt.unwrap_object(inst.module, inst.target, inst.wrapper, missing_ok=True)
+        stuck = []
+        for key, inst in list(_installed.items()):
+            try:
+                wrapt.unwrap_object(inst.module, inst.target, inst.wrapper, missing_ok=True)
+            except Exception as exc:  # wrapt.WrapperNotOutermostError: someone wrapped us
+                if key not in _stuck:  # reported once; it stays installed, and inert
+                    _stuck.add(key)
+                    stuck.append(f"{inst.module.__name__}.{inst.target} ({type(exc).__name__})")
+                continue
+            _stuck.discard(key)
             _rebind({id(inst.wrapper): (inst.wrapper, inst.original)}, None)
-        _installed.clear()
+            del _installed[key]
+    if stuck:
+        _drift(f"autolog(disable=True) could not remove {len(stuck)} patch(es), because another "
+               f"library wrapped them after tidymlflow; they now pass calls through unchanged: "
+               f"{', '.join(stuck)}")
 
 
-def _install_module(module) -> None:
+def _drift(message: str) -> None:
+    """A mismatch between tidymlflow and the installed library: one warning, an error in strict
+    mode."""
+    if _state.strict():
+        raise TidyMLflowError(f"tidymlflow: {message}")
+    warnings.warn(f"tidymlflow: {message}", TidyMLflowWarning, stacklevel=3)
+
+
+def _install_module(module: ModuleType) -> None:
     """Post-import hook: wrap the patch targets that live in ``module``."""
     with _lock:
         if _state.config is None:
             return
-        swaps = {}
+        swaps: dict[int, tuple[Any, Any, _Installed]] = {}
+        missing: list[str] = []
         for layer_name, patch in _patches_by_module.get(module.__name__, ()):
             key = (patch.module, patch.target)
             if key in _installed:
                 continue
+            _check_version(layer_name)
             try:
                 original = wrapt.resolve_path(module, patch.target)[2]
-                wrapper = wrapt.wrap_function_wrapper(module, patch.target,
-                                                      _wrapper(layer_name, patch))
-            except Exception as exc:  # an absent target (other library version) is skipped
-                _skip(patch, exc)
+                wrapper = wrapt.wrap_function_wrapper(module, patch.target, _wrapper(layer_name, patch))
+            except AttributeError:  # the installed library has no such target
+                missing.append(f"{patch.module}.{patch.target}")
                 continue
             inst = _installed[key] = _Installed(module, patch.target, wrapper, original)
             if patch.rebind:
@@ -106,15 +137,34 @@ def _install_module(module) -> None:
         if swaps:
             _rebind({k: (o, w) for k, (o, w, _) in swaps.items()},
                     {id(o): inst for o, _, inst in swaps.values()})
+    if missing:
+        _drift(f"the installed py-tidymodels ({py_tidymodels_version()}) has no "
+               f"{', '.join(missing)}; these calls are not logged")
 
 
-def _skip(patch: Patch, exc: Exception) -> None:
-    if _state.config is not None and not _state.config.silent and not isinstance(exc, AttributeError):
-        warnings.warn(f"tidymlflow: could not patch {patch.module}.{patch.target}: {exc}",
-                      TidyMLflowWarning, stacklevel=2)
+def _check_version(layer_name: str) -> None:
+    """Warn once per layer when py-tidymodels is outside the range the layer was verified on."""
+    if layer_name in _version_checked:
+        return
+    _version_checked.add(layer_name)
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    layer = discover_layers().get(layer_name)
+    if layer is None:
+        return
+    supported, version = layer.supported, py_tidymodels_version()
+    try:
+        inside = Version(version) in SpecifierSet(supported)
+    except (InvalidVersion, InvalidSpecifier):
+        inside = False
+    if not inside:
+        warnings.warn(f"tidymlflow: layer '{layer_name}' was verified with py-tidymodels {supported}; "
+                      f"found {version}. It still logs; report anything that looks wrong.",
+                      TidyMLflowWarning, stacklevel=3)
 
 
-def _rebind(swaps: dict[int, tuple[Any, Any]], record: Optional[dict[int, _Installed]]) -> None:
+def _rebind(swaps: dict[int, tuple[Any, Any]], record: dict[int, _Installed] | None) -> None:
     """Replace module-level references ``old -> new`` in every loaded module (names imported
     with ``from x import f`` before patching), recording them when ``record`` is given."""
     for module in list(sys.modules.values()):
@@ -129,26 +179,29 @@ def _rebind(swaps: dict[int, tuple[Any, Any]], record: Optional[dict[int, _Insta
                     record[id(value)].rebound.append((namespace, name))
 
 
-def _wrapper(layer_name: str, patch: Patch) -> Callable:
-    def wrapper(wrapped, instance, args, kwargs):
+def _wrapper(layer_name: str, patch: Patch) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
         config = _state.config
-        outer = _state.active_call.get()
+        outer = active_call.get()
         if config is None or outer is not None:  # disabled, or nested inside a patched call
             result = wrapped(*args, **kwargs)
             if outer is not None and patch.observe:
-                outer.observe(patch.call, instance, result)
+                outer.observe(patch.target, instance, result)
             return result
-        call = Call(layer_name, patch.call, wrapped, instance, args, kwargs, config)
-        token = _state.active_call.set(call)
+        call = Call(layer_name, patch.target, wrapped, instance, args, kwargs, config,
+                    layers=discover_layers())
+        token = active_call.set(call)
         try:
             return _run(call, patch.handler, wrapped, args, kwargs)
         finally:
-            _state.active_call.reset(token)
+            active_call.reset(token)
 
     return wrapper
 
 
-def _run(call: Call, handler: Optional[Handler], wrapped, args, kwargs):
+def _run(call: Call, handler: Handler | None, wrapped: Callable[..., Any], args: tuple[Any, ...],
+         kwargs: dict[str, Any]) -> Any:
     """Run the original exactly once; log around it without ever changing its outcome."""
     gen = _start(call, handler)
     start = time.perf_counter()
@@ -162,34 +215,46 @@ def _run(call: Call, handler: Optional[Handler], wrapped, args, kwargs):
         raise
     if gen is not None:
         call.duration = time.perf_counter() - start
-        try:
-            gen.send(result)
-        except StopIteration:
-            pass
-        except Exception as exc:
-            call.errors.append(exc)
+        _resume(call, gen, result)
         call.finish("FINISHED")
         call.report_errors()
     return result
 
 
-def _start(call: Call, handler: Optional[Handler]):
+def _start(call: Call, handler: Handler | None) -> Generator[None, Any, None] | None:
     """Run the handler up to its ``yield``; None when this call logs nothing."""
     if handler is None or not call.config.layer_enabled(call.layer):
         return None
     try:
         if call.config.exclusive:
-            from tidymlflow._runs import user_run
-
             if user_run() is not None:
                 return None
         gen = handler(call)
         next(gen)
         return gen
     except StopIteration:
-        return None
+        call.errors.append(_protocol_error(call, "returned before its yield"))
     except Exception as exc:
         call.errors.append(exc)
-        call.finish("FAILED")
-        call.report_errors()
-        return None
+    call.finish("FAILED")
+    call.report_errors()
+    return None
+
+
+def _resume(call: Call, gen: Generator[None, Any, None], result: Any) -> None:
+    """Send the result to the handler; a handler that yields again is closed and reported."""
+    try:
+        gen.send(result)
+    except StopIteration:
+        return
+    except Exception as exc:
+        call.errors.append(exc)
+        return
+    gen.close()
+    call.errors.append(_protocol_error(call, "yielded more than once"))
+
+
+def _protocol_error(call: Call, what: str) -> TidyMLflowError:
+    return TidyMLflowError(f"the handler of {call.name} (layer '{call.layer}') {what}; "
+                           "a handler yields exactly once")
+

@@ -1,21 +1,13 @@
-"""Process-wide autolog state: the active configuration and the call now owning logging."""
+"""Process-wide autolog state: the active configuration and strict mode."""
 
 from __future__ import annotations
 
-import contextvars
 import os
-from typing import TYPE_CHECKING, Optional
 
-if TYPE_CHECKING:
-    from tidymlflow._call import Call
-    from tidymlflow._config import AutologConfig
+from tidymlflow._config import AutologConfig
 
 #: The active configuration; None until autolog() is called, or after autolog(disable=True).
-config: Optional[AutologConfig] = None
-
-#: The outermost patched call in this thread / task; nested patched calls see it and stay quiet.
-active_call: contextvars.ContextVar[Optional[Call]] = contextvars.ContextVar(
-    "tidymlflow_active_call", default=None)
+config: AutologConfig | None = None
 
 
 def strict() -> bool:

@@ -31,14 +31,14 @@ def clean_value(value: Any, limit: int) -> str:
 class RunWriter:
     """Collects everything destined for one run and writes it with as few calls as possible."""
 
-    def __init__(self, client, run_id: str, experiment_id: str | None = None):
+    def __init__(self, client: Any, run_id: str, experiment_id: str | None = None):
         self.client = client
         self.run_id = run_id
         self.experiment_id = experiment_id
         self.params: dict[str, str] = {}
         self.tags: dict[str, str] = {}
         self.metrics: list[tuple[str, float, int]] = []
-        self.datasets: list = []
+        self.datasets: list[Any] = []
         self.skipped_metrics = 0
         self._artifact_dir: str | None = None
 
@@ -74,7 +74,7 @@ class RunWriter:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
-    def log_table(self, frame, relative: str) -> None:
+    def log_table(self, frame: Any, relative: str) -> None:
         """Stage a DataFrame as parquet; object columns mixing types are written as text."""
         path = self.artifact_path(relative)
         if not all(isinstance(c, str) for c in frame.columns):
@@ -91,7 +91,7 @@ class RunWriter:
         with open(self.artifact_path(relative), "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=1, default=str, ensure_ascii=False)
 
-    def add_dataset(self, dataset_input) -> None:
+    def add_dataset(self, dataset_input: Any) -> None:
         self.datasets.append(dataset_input)
 
     # -- writing -------------------------------------------------------------------------------

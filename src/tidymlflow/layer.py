@@ -1,27 +1,40 @@
-"""What a layer is: the calls it patches and how each is logged. Layers are registered in the
-``tidymlflow.layers`` entry-point group; the engine imports no layer and no layer's target."""
+"""The public API for writing a layer: the calls it patches (:class:`Patch`), how each is logged
+(a handler receiving a :class:`Call`), and the layer itself (:class:`Layer`). Layers are
+registered in the ``tidymlflow.layers`` entry-point group; the engine imports no layer and no
+layer's target."""
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any
 
-from tidymlflow._call import Call
+from tidymlflow import _runs, _state
+from tidymlflow._config import AutologConfig
+from tidymlflow._writer import RunWriter
+from tidymlflow.errors import TidyMLflowWarning
 
-#: A handler runs around the original call: the code before ``yield`` runs before it (start runs
-#: here), ``yield`` returns the call's result, the code after logs it. The engine flushes and ends
-#: every run the handler started.
+#: A handler runs around the original call: the code before its one ``yield`` runs before the
+#: call (start runs here), ``yield`` returns the call's result, the code after logs it. A handler
+#: yields exactly once; to log nothing it yields and returns. The engine flushes and ends every
+#: run the handler started.
 Handler = Callable[["Call"], Generator[None, Any, None]]
+
+#: Adds a layer's view of another layer's result to that result's run(s):
+#: ``contribute(call, writer, result, children)`` where ``children`` maps group -> child writer
+#: for per-group results (empty otherwise).
+Contributor = Callable[["Call", RunWriter, Any, Mapping[Any, RunWriter]], None]
 
 
 @dataclass(frozen=True)
 class Patch:
     """One patched callable: ``target`` (``"Class.method"`` or ``"function"``) in ``module``.
 
-    ``call`` is the ``tidymlflow.call`` tag. ``handler`` None makes the patch a guard only: the
-    call owns logging, so nothing nested inside it logs. ``rebind`` re-points references to a
-    free function that other modules (or the user) imported by name before the patch.
+    ``target`` is also the ``tidymlflow.call`` tag. ``handler`` None makes the patch a guard only:
+    the call owns logging, so nothing nested inside it logs. ``rebind`` re-points references to
+    a free function that other modules (or the user) imported by name before the patch.
     ``observe`` records the result of this call when it runs nested inside another patched call
     of the same thread (``Call.observed``; the first per instance), so the outer call can log
     what it did.
@@ -29,24 +42,149 @@ class Patch:
 
     module: str
     target: str
-    call: str
-    handler: Optional[Handler] = None
+    handler: Handler | None = None
     rebind: bool = False
     observe: bool = False
 
 
-#: Adds a layer's view of another layer's result to that result's run(s):
-#: ``contribute(call, writer, result, children)`` where ``children`` maps group -> child writer
-#: for per-group results (empty otherwise).
-Contributor = Callable[["Call", Any, Any, Mapping[Any, Any]], None]
-
-
 @dataclass(frozen=True)
 class Layer:
-    """A named group of patches, switched on and off together by its ``autolog()`` flag."""
+    """A named group of patches, switched on and off together by its ``autolog()`` flag.
+
+    ``supported`` is the py-tidymodels version range (a PEP 440 specifier) the layer was
+    verified against; outside it the layer still patches, with one warning."""
 
     name: str
     patches: tuple[Patch, ...]
-    contribute: Optional[Contributor] = None
+    contribute: Contributor | None = None
+    supported: str = ">=0.1.0,<0.2"
+
+
+@dataclass
+class Call:
+    """The handler's view of one outermost patched call: its arguments, the configuration, the
+    runs it opens and the logging errors it collects."""
+
+    layer: str
+    name: str
+    wrapped: Callable[..., Any]
+    instance: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    config: AutologConfig
+    layers: Mapping[str, Layer] = field(default_factory=dict)
+    duration: float | None = None
+    errors: list[BaseException] = field(default_factory=list)
+    observed: list[tuple[str, Any, Any]] = field(default_factory=list)
+    _runs: list[tuple[RunWriter, bool]] = field(default_factory=list)  # (writer, tidymlflow ends it)
+    _observed_keys: set[tuple[str, int]] = field(default_factory=set)
+    _client: Any = None
+    _base_tags: dict[str, str] | None = None
+
+    # -- arguments ----------------------------------------------------------------------------
+    def argument(self, name: str, default: Any = None) -> Any:
+        """The value the caller passed for ``name`` (positionally or by keyword), else default."""
+        if name in self.kwargs:
+            return self.kwargs[name]
+        params = _parameter_names(self.wrapped)
+        if name in params and params.index(name) < len(self.args):
+            return self.args[params.index(name)]
+        return default
+
+    # -- runs ---------------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """The MlflowClient this call writes with (created on first use)."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient()
+        return self._client
+
+    def start_run(self, name: str, *, parent: RunWriter | None = None,
+                  hierarchical: bool = False, tags: Mapping[str, Any] | None = None) -> RunWriter:
+        """Open the run for this call (or a child of ``parent``); the engine ends it."""
+        if self._base_tags is None:
+            self._base_tags = _runs.base_tags(self.layer, self.name, self.config.extra_tags)
+        writer, owned = _runs.open_run(self.client, name, self._base_tags, parent=parent,
+                                       hierarchical=hierarchical)
+        if tags:
+            writer.set_tags(tags)
+        self._runs.append((writer, owned))
+        return writer
+
+    def resume_run(self, run_id: str) -> RunWriter:
+        """A writer for a run logged earlier (e.g. the fit that ``evaluate()`` belongs to)."""
+        writer = RunWriter(self.client, run_id)
+        self._runs.append((writer, False))
+        return writer
+
+    def finish(self, status: str) -> None:
+        """Flush every writer (children first) and end the runs this call opened."""
+        skipped = 0
+        for writer, owned in reversed(self._runs):
+            skipped += writer.skipped_metrics
+            try:
+                writer.flush()
+            except Exception as exc:  # keep going: the remaining runs still get ended
+                self.errors.append(exc)
+            if owned:
+                try:
+                    self.client.set_terminated(writer.run_id, status)
+                except Exception as exc:
+                    self.errors.append(exc)
+        self._runs.clear()
+        if skipped:
+            self.info(f"{skipped} non-finite or non-numeric metric value(s) were not logged")
+
+    def observe(self, name: str, instance: Any, result: Any) -> None:
+        """Record a nested call's result: the first per (call, instance) only, so that per-fold
+        calls inside a long tuning run do not keep their results alive."""
+        key = (name, id(instance))
+        if key not in self._observed_keys:
+            self._observed_keys.add(key)
+            self.observed.append((name, instance, result))
+
+    def contribute(self, writer: RunWriter, result: Any,
+                   children: Mapping[Any, RunWriter] | None = None) -> None:
+        """Let every enabled layer add its part of ``result`` (e.g. a fit's recipe) to its run(s)."""
+        for name, layer in self.layers.items():
+            if layer.contribute is not None and self.config.layer_enabled(name):
+                try:
+                    layer.contribute(self, writer, result, children or {})
+                except Exception as exc:  # one layer's part failing leaves the rest logged
+                    self.errors.append(exc)
+
+    # -- messages -----------------------------------------------------------------------------
+    def info(self, message: str) -> None:
+        """A note about what was (not) logged and why."""
+        if not self.config.silent:
+            warnings.warn(f"tidymlflow: {self.name}: {message}", TidyMLflowWarning, stacklevel=2)
+
+    def report_errors(self, raise_in_strict: bool = True) -> None:
+        """Turn the logging errors of this call into one warning (or raise in strict mode)."""
+        if not self.errors:
+            return
+        first = self.errors[0]
+        if raise_in_strict and _state.strict():
+            raise first
+        if not self.config.silent:
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            warnings.warn(f"tidymlflow: logging {self.name} failed: {type(first).__name__}: "
+                          f"{first}{more}. The call's result is unaffected.",
+                          TidyMLflowWarning, stacklevel=4)
+
+
+_PARAMS: dict[Any, list[str]] = {}
+
+
+def _parameter_names(fn: Callable[..., Any]) -> list[str]:
+    """Positional parameter names of ``fn``, without ``self`` for a bound method (cached)."""
+    func = getattr(fn, "__func__", fn)
+    names = _PARAMS.get(func)
+    if names is None:
+        names = _PARAMS[func] = list(inspect.signature(func).parameters)
+    return names[1:] if func is not fn else names
+
 
 __all__ = ["Call", "Contributor", "Handler", "Layer", "Patch"]

@@ -7,8 +7,12 @@ own the call, so their inner calls never log.
 
 from __future__ import annotations
 
-from tidymlflow import tunelog
-from tidymlflow.layer import Layer, Patch
+from collections.abc import Generator
+from typing import Any
+
+from tidymlflow._log import resamples
+from tidymlflow._read.fits import model_name
+from tidymlflow.layer import Call, Handler, Layer, Patch
 
 _TUNERS = (
     ("py_tune.tune", "tune_grid", "grid"),
@@ -19,26 +23,26 @@ _TUNERS = (
 )
 
 
-def _fit_resamples(call):
+def _fit_resamples(call: Call) -> Generator[None, Any, None]:
     workflow = call.argument("workflow")
-    writer = call.start_run(f"fit_resamples: {tunelog.model_type(workflow)}",
+    writer = call.start_run(f"fit_resamples: {model_name(workflow)}",
                             hierarchical=call.config.log_fold_runs)
     results = yield
-    tunelog.log_resamples(call, writer, workflow, results, call.argument("resamples"))
+    resamples.log_resamples(call, writer, workflow, results, call.argument("resamples"))
 
 
-def _tuner(function: str, method: str):
-    def handler(call):
+def _tuner(function: str, method: str) -> Handler:
+    def handler(call: Call) -> Generator[None, Any, None]:
         workflow = call.argument("workflow")
-        parent = call.start_run(f"{function}: {tunelog.model_type(workflow)}", hierarchical=True)
+        parent = call.start_run(f"{function}: {model_name(workflow)}", hierarchical=True)
         results = yield
-        tunelog.log_tuning(call, parent, workflow, results, method, call.argument("resamples"),
-                           call.argument("metrics"))
+        resamples.log_tuning(call, parent, workflow, results, method, call.argument("resamples"),
+                             call.argument("metrics"))
 
     return handler
 
 
 layer = Layer("tune", (
-    Patch("py_tune.tune", "fit_resamples", "fit_resamples", _fit_resamples, rebind=True),
-    *(Patch(module, name, name, _tuner(name, method), rebind=True) for module, name, method in _TUNERS),
+    Patch("py_tune.tune", "fit_resamples", _fit_resamples, rebind=True),
+    *(Patch(module, name, _tuner(name, method), rebind=True) for module, name, method in _TUNERS),
 ))

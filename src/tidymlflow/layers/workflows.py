@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from tidymlflow import fitlog
+from typing import Any
+
+from tidymlflow._log import fits
+from tidymlflow._read.fits import model_name
 from tidymlflow.layer import Layer, Patch
 
 MODULE = "py_workflows.workflow"
 
 
-def _run_name(workflow) -> str:
-    return workflow.model_name or workflow.spec.model_type
-
-
-def _spec(workflow):
+def _spec(workflow: Any) -> Any:
     return workflow.spec
 
 
 layer = Layer("workflows", (
-    Patch(MODULE, "Workflow.fit", "Workflow.fit", fitlog.fit_handler(_run_name)),
-    Patch(MODULE, "Workflow.fit_nested", "Workflow.fit_nested", fitlog.nested_handler(_spec)),
-    Patch(MODULE, "Workflow.fit_global", "Workflow.fit_global",
-          fitlog.fit_handler(_run_name, grouped=True)),
-    Patch(MODULE, "WorkflowFit.evaluate", "WorkflowFit.evaluate", fitlog.evaluate),
-    Patch(MODULE, "NestedWorkflowFit.evaluate", "NestedWorkflowFit.evaluate", fitlog.evaluate),
+    Patch(MODULE, "Workflow.fit", fits.fit_handler(model_name)),
+    Patch(MODULE, "Workflow.fit_nested", fits.nested_handler(_spec)),
+    Patch(MODULE, "Workflow.fit_global", fits.fit_handler(model_name, grouped=True)),
+    Patch(MODULE, "WorkflowFit.evaluate", fits.evaluate),
+    Patch(MODULE, "NestedWorkflowFit.evaluate", fits.evaluate),
 ))

@@ -1,14 +1,13 @@
-"""The plot gallery of the run layout contract (spec section 4).
+"""The plot gallery (docs/contract.md, "Plots").
 
-Each plot is a function from DataFrames (the tables tidymlflow logs) to a figure; it knows no layer.
-Layers ask for plots by name with :func:`log_plot`. matplotlib figures are drawn on the Agg canvas
-without pyplot, so the user's current figure and open figures are never touched; the two
-interactive plots are plotly html. matplotlib and plotly are imported on first use only.
+Each plot is a function from DataFrames (the tables tidymlflow logs) to a figure; it knows no layer,
+no run and no writer. matplotlib figures are drawn on the Agg canvas without pyplot, so the user's
+current figure and open figures are never touched; the two interactive plots are plotly html.
+matplotlib and plotly are imported on first use only.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 PLOT_NAMES: frozenset[str] = frozenset({
@@ -26,10 +25,12 @@ def draw(name: str, *args: Any, **kwargs: Any) -> Any:
     if name not in PLOT_NAMES:
         raise ValueError(f"unknown plot {name!r}; valid names are {sorted(PLOT_NAMES)}")
     if name in INTERACTIVE:
-        from tidymlflow.plots import interactive as module
-    else:
-        from tidymlflow.plots import static as module
-    return getattr(module, name)(*args, **kwargs)
+        from tidymlflow.plots import interactive
+
+        return getattr(interactive, name)(*args, **kwargs)
+    from tidymlflow.plots import static
+
+    return getattr(static, name)(*args, **kwargs)
 
 
 def save(name: str, figure: Any, path: str, plotly_js: str = "cdn") -> None:
@@ -43,26 +44,3 @@ def save(name: str, figure: Any, path: str, plotly_js: str = "cdn") -> None:
     finally:
         figure.clear()
 
-
-def log_plot(call: Any, writer: Any, name: str, *args: Any, **kwargs: Any) -> bool:
-    """Draw plot ``name`` into ``writer``'s ``plots/`` folder when the configuration asks for it.
-    A plot that fails is skipped with a note (raised in strict mode); it never stops the rest of
-    the logging."""
-    if name not in call.config.log_plots:
-        return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numpy/matplotlib chatter about odd data
-            figure = draw(name, *args, **kwargs)
-            if figure is None:
-                return False
-            ext = "html" if name in INTERACTIVE else "png"
-            save(name, figure, writer.artifact_path(f"plots/{name}.{ext}"), call.config.plotly_js)
-    except Exception as exc:
-        from tidymlflow._state import strict
-
-        if strict():
-            raise
-        call.info(f"plot {name!r} skipped: {type(exc).__name__}: {exc}")
-        return False
-    return True

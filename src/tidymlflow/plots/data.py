@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tidymlflow.tidymodels import LOWER_IS_BETTER
+from tidymlflow._read.common import lower_is_better
 
 MAX_POINTS = 5000  # per line; longer series are thinned by an even stride
 
@@ -84,7 +84,7 @@ def pacf(acf_values: np.ndarray) -> np.ndarray:
     return out
 
 
-def decomposition(outputs: pd.DataFrame) -> Optional[dict[str, np.ndarray]]:
+def decomposition(outputs: pd.DataFrame) -> dict[str, np.ndarray] | None:
     """x, actuals, trend, seasonal, remainder of the training rows, or None without them."""
     parts = ("actuals", "trend", "seasonal", "remainder")
     rows = train_rows(outputs)
@@ -96,7 +96,7 @@ def decomposition(outputs: pd.DataFrame) -> Optional[dict[str, np.ndarray]]:
     return {"x": x_axis(rows)[0], **values}
 
 
-def numeric(frame: Optional[pd.DataFrame]) -> pd.DataFrame:
+def numeric(frame: pd.DataFrame | None) -> pd.DataFrame:
     """The numeric columns of ``frame`` as floats (empty for None)."""
     if frame is None:
         return pd.DataFrame()
@@ -176,7 +176,7 @@ def ranked(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     out["std"] = pd.to_numeric(out["std"], errors="coerce") if "std" in out else np.nan
     out["model"] = out["model"].astype(str) if "model" in out else "model"
     out = out.dropna(subset=["mean"])
-    return out.sort_values("mean", ascending=metric in LOWER_IS_BETTER, kind="stable").reset_index(drop=True)
+    return out.sort_values("mean", ascending=lower_is_better(metric), kind="stable").reset_index(drop=True)
 
 
 def colors(models: Sequence[Any], palette: Sequence[str]) -> dict[str, str]:
@@ -184,7 +184,7 @@ def colors(models: Sequence[Any], palette: Sequence[str]) -> dict[str, str]:
     return {m: palette[i % len(palette)] for i, m in enumerate(dict.fromkeys(map(str, models)))}
 
 
-def coefficients(coefs: Optional[pd.DataFrame], group_col: str) -> Optional[pd.DataFrame]:
+def coefficients(coefs: pd.DataFrame | None, group_col: str) -> pd.DataFrame | None:
     """variable, coefficient, group of a nested fit's coefficients; None when nothing varies."""
     if coefs is None or not {"variable", "coefficient", group_col}.issubset(coefs.columns):
         return None

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from tidymlflow._read.common import lower_is_better
+
+if TYPE_CHECKING:
+    from plotly.graph_objects import Figure
 from tidymlflow.plots import data as d
 from tidymlflow.plots.static import ACTUAL, FITTED, PALETTE
-from tidymlflow.tidymodels import LOWER_IS_BETTER
 
 MAX_GROUPS = 50  # groups in a forecast's selector
 
@@ -18,7 +21,7 @@ _LAYOUT = {"template": "plotly_white", "height": 520, "margin": {"l": 60, "r": 3
            "legend": {"orientation": "h", "y": -0.15}}
 
 
-def _traces(frame: pd.DataFrame, intervals: Optional[pd.DataFrame], label: str = "") -> list:
+def _traces(frame: pd.DataFrame, intervals: pd.DataFrame | None, label: str = "") -> list[Any]:
     """Train actuals and fitted, test actuals and predictions, and the interval band."""
     import plotly.graph_objects as go
 
@@ -48,8 +51,8 @@ def _traces(frame: pd.DataFrame, intervals: Optional[pd.DataFrame], label: str =
     return traces
 
 
-def forecast(outputs: pd.DataFrame, group_col: Optional[str] = None,
-             intervals: Optional[pd.DataFrame] = None, title: Optional[str] = None):
+def forecast(outputs: pd.DataFrame, group_col: str | None = None,
+             intervals: pd.DataFrame | None = None, title: str | None = None) -> Figure | None:
     """Actuals, fitted values, test predictions and the prediction interval over time; one set
     of lines per group with a group selector for per-group fits."""
     import plotly.graph_objects as go
@@ -76,7 +79,7 @@ def forecast(outputs: pd.DataFrame, group_col: Optional[str] = None,
     return fig
 
 
-def _selector(groups: list, counts: list[int], group_col: str) -> dict[str, Any]:
+def _selector(groups: list[Any], counts: list[int], group_col: str | None) -> dict[str, Any]:
     buttons, start, total = [], 0, sum(counts)
     for (group, _), n in zip(groups, counts):
         visible = [start <= i < start + n for i in range(total)]
@@ -86,7 +89,7 @@ def _selector(groups: list, counts: list[int], group_col: str) -> dict[str, Any]
             "showactive": True, "active": 0, "pad": {"r": 4}, "name": group_col}
 
 
-def parallel_coordinates(summary: pd.DataFrame, params: Sequence[str], metric: str):
+def parallel_coordinates(summary: pd.DataFrame, params: Sequence[str], metric: str) -> Figure | None:
     """Each candidate as a line through its parameter values to its mean metric."""
     import plotly.graph_objects as go
 
@@ -97,7 +100,7 @@ def parallel_coordinates(summary: pd.DataFrame, params: Sequence[str], metric: s
     dims = [_dimension(summary[p], p) for p in params]
     values = pd.to_numeric(summary[column], errors="coerce")
     dims.append({"label": f"mean {metric}", "values": values.tolist()})
-    scale = "Viridis_r" if metric in LOWER_IS_BETTER else "Viridis"
+    scale = "Viridis_r" if lower_is_better(metric) else "Viridis"
     fig = go.Figure(go.Parcoords(dimensions=dims, line={"color": values.fillna(values.max()).tolist(),
                                                          "colorscale": scale, "showscale": True}))
     fig.update_layout(title=f"Candidates: parameters to {metric}", template="plotly_white", height=480)

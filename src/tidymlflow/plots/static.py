@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from tidymlflow._read.common import lower_is_better
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 from tidymlflow.plots import data as d
-from tidymlflow.tidymodels import LOWER_IS_BETTER
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
@@ -21,7 +25,7 @@ MAX_LAGS = 40
 
 
 def _figure(width: float = 9.0, height: float = 5.5, rows: int = 1, cols: int = 1,
-            left: float = 0.8, bottom: float = 0.7, **kw: Any):
+            left: float = 0.8, bottom: float = 0.7, **kw: Any) -> tuple[Figure, Any]:
     """A figure on the Agg canvas with fixed margins in inches (a layout engine would draw the
     figure twice)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -39,7 +43,7 @@ def _figure(width: float = 9.0, height: float = 5.5, rows: int = 1, cols: int = 
     return fig, axes
 
 
-def _dates(ax, is_date: bool) -> None:
+def _dates(ax: Axes, is_date: bool) -> None:
     """Compact date ticks on the x axis of ``ax`` when x holds dates."""
     if is_date:
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -49,12 +53,12 @@ def _dates(ax, is_date: bool) -> None:
         ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
-def _note(ax, text: str) -> None:
+def _note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color=NEUTRAL)
 
 
 # -- fits ---------------------------------------------------------------------------------------
-def residual_diagnostics(outputs: pd.DataFrame, title: Optional[str] = None):
+def residual_diagnostics(outputs: pd.DataFrame, title: str | None = None) -> Figure | None:
     """2x2: training residuals (actuals - fitted) over time or index, ACF, PACF, histogram."""
     x, resid = d.train_residuals(outputs)
     if len(resid) == 0:
@@ -81,7 +85,7 @@ def residual_diagnostics(outputs: pd.DataFrame, title: Optional[str] = None):
     return fig
 
 
-def _histogram(ax, resid: np.ndarray) -> None:
+def _histogram(ax: Axes, resid: np.ndarray) -> None:
     bins = int(min(50, max(5, math.sqrt(len(resid)))))
     constant = d.is_constant(resid)
     spread = float(np.std(resid))
@@ -95,7 +99,7 @@ def _histogram(ax, resid: np.ndarray) -> None:
     ax.set_title("Distribution")
 
 
-def decomposition(outputs: pd.DataFrame, title: Optional[str] = None):
+def decomposition(outputs: pd.DataFrame, title: str | None = None) -> Figure | None:
     """Actuals, trend, seasonal and remainder over time (outputs that carry them)."""
     parts = d.decomposition(outputs)
     if parts is None:
@@ -112,13 +116,13 @@ def decomposition(outputs: pd.DataFrame, title: Optional[str] = None):
 
 
 # -- recipes ------------------------------------------------------------------------------------
-def pca_scree(ratios: Mapping[str, Sequence[float]]):
+def pca_scree(ratios: Mapping[str, Sequence[float]]) -> Figure | None:
     """Explained variance per component (bars) and cumulative (line), one panel per PCA step."""
-    ratios = {k: np.asarray(v, dtype=float) for k, v in ratios.items() if len(v)}
-    if not ratios:
+    arrays = {k: np.asarray(v, dtype=float) for k, v in ratios.items() if len(v)}
+    if not arrays:
         return None
-    fig, ax = _figure(9, 4 * len(ratios), len(ratios), 1)
-    for a, (label, values) in zip(ax[:, 0], ratios.items()):
+    fig, ax = _figure(9, 4 * len(arrays), len(arrays), 1)
+    for a, (label, values) in zip(ax[:, 0], arrays.items()):
         comps = np.arange(1, len(values) + 1)
         a.bar(comps, values, color=FITTED, label="component")
         a.plot(comps, np.nancumsum(values), color=PALETTE[1], marker="o", label="cumulative")
@@ -132,7 +136,7 @@ def pca_scree(ratios: Mapping[str, Sequence[float]]):
     return fig
 
 
-def feature_correlation(before: pd.DataFrame, after: pd.DataFrame, limit: int = 50):
+def feature_correlation(before: pd.DataFrame, after: pd.DataFrame, limit: int = 50) -> Figure | None:
     """Correlation of the numeric columns before and after the recipe (skipped above ``limit``)."""
     frames = [d.numeric(before), d.numeric(after)]
     if any(f.shape[1] > limit for f in frames) or all(f.shape[1] == 0 for f in frames):
@@ -153,14 +157,14 @@ def feature_correlation(before: pd.DataFrame, after: pd.DataFrame, limit: int = 
     return fig
 
 
-def _ticks(ax, xlabels: list, ylabels: list) -> None:
+def _ticks(ax: Axes, xlabels: list[str], ylabels: list[str]) -> None:
     size = 8 if max(len(xlabels), len(ylabels)) <= 20 else 5
     ax.set_xticks(range(len(xlabels)), [str(v)[:20] for v in xlabels], rotation=90, fontsize=size)
     ax.set_yticks(range(len(ylabels)), [str(v)[:30] for v in ylabels], fontsize=size)
 
 
 # -- resampling and tuning ----------------------------------------------------------------------
-def cv_folds(rows: pd.DataFrame, max_metrics: int = 6):
+def cv_folds(rows: pd.DataFrame, max_metrics: int = 6) -> Figure | None:
     """Each metric per fold position, with its mean."""
     if rows is None or rows.empty:
         return None
@@ -179,7 +183,7 @@ def cv_folds(rows: pd.DataFrame, max_metrics: int = 6):
     return fig
 
 
-def parameter_sensitivity(summary: pd.DataFrame, params: Sequence[str], metric: str):
+def parameter_sensitivity(summary: pd.DataFrame, params: Sequence[str], metric: str) -> Figure | None:
     """The ranking metric against the tuned parameters: a line for one parameter, a heatmap
     for two, the two most influential otherwise."""
     chosen = d.influential(summary, list(params), metric)
@@ -193,7 +197,7 @@ def parameter_sensitivity(summary: pd.DataFrame, params: Sequence[str], metric: 
     a.grid(False)
     values = grid.to_numpy(dtype=float)
     image = a.imshow(np.ma.masked_invalid(values), cmap="viridis_r"
-                     if metric in LOWER_IS_BETTER else "viridis", aspect="auto", origin="lower")
+                     if lower_is_better(metric) else "viridis", aspect="auto", origin="lower")
     _annotate(a, values, limit=150)
     _ticks(a, list(grid.columns), list(grid.index))
     a.set_xlabel(chosen[1])
@@ -204,7 +208,7 @@ def parameter_sensitivity(summary: pd.DataFrame, params: Sequence[str], metric: 
     return fig
 
 
-def _sensitivity_line(summary: pd.DataFrame, param: str, metric: str):
+def _sensitivity_line(summary: pd.DataFrame, param: str, metric: str) -> Figure | None:
     frame = d.by_param(summary, param, metric)
     fig, ax = _figure(9, 5)
     a = ax[0, 0]
@@ -218,7 +222,8 @@ def _sensitivity_line(summary: pd.DataFrame, param: str, metric: str):
 
 
 # -- workflow sets and groups -------------------------------------------------------------------
-def _workflow_axes(table: pd.DataFrame, metric: str):
+def _workflow_axes(table: pd.DataFrame,
+                   metric: str) -> tuple[Figure, Axes, pd.DataFrame, dict[str, str]] | None:
     """(figure, axes, ranked table, colours) for one row per workflow, best on top; None when
     there is nothing to rank."""
     table = d.ranked(table, metric)
@@ -232,7 +237,7 @@ def _workflow_axes(table: pd.DataFrame, metric: str):
     return fig, a, table, colors
 
 
-def workflow_comparison(table: pd.DataFrame, metric: str):
+def workflow_comparison(table: pd.DataFrame, metric: str) -> Figure | None:
     """Horizontal bars of the ranking metric per workflow, best on top, coloured by model type."""
     parts = _workflow_axes(table, metric)
     if parts is None:
@@ -243,7 +248,7 @@ def workflow_comparison(table: pd.DataFrame, metric: str):
         a.bar_label(bars, fmt="%.4g", padding=3, fontsize=8)
     a.set_xlabel(f"mean {metric}")
     _legend(a, colors)
-    fig.suptitle(f"Workflows by {metric} ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)")
+    fig.suptitle(f"Workflows by {metric} ({'lower' if lower_is_better(metric) else 'higher'} is better)")
     return fig
 
 
@@ -252,14 +257,14 @@ def _label_width(labels: pd.Series) -> float:
     return 0.4 + 0.075 * min(40, int(labels.astype(str).str.len().max() or 1))
 
 
-def _legend(ax, colors: Mapping[str, str]) -> None:
+def _legend(ax: Axes, colors: Mapping[str, str]) -> None:
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color=c, label=str(m)) for m, c in colors.items()], frameon=False,
               loc="best", fontsize=8)
 
 
-def cv_stability(table: pd.DataFrame, metric: str):
+def cv_stability(table: pd.DataFrame, metric: str) -> Figure | None:
     """Mean ± std of the ranking metric per workflow, across resamples."""
     parts = _workflow_axes(table, metric)
     if parts is None:
@@ -274,7 +279,7 @@ def cv_stability(table: pd.DataFrame, metric: str):
     return fig
 
 
-def per_group_heatmap(table: pd.DataFrame, metric: str, columns: str = "wflow_id"):
+def per_group_heatmap(table: pd.DataFrame, metric: str, columns: str = "wflow_id") -> Figure | None:
     """Group x workflow (or split) grid of a metric; ``table`` has group, ``columns`` and value."""
     if table is None or table.empty:
         return None
@@ -286,7 +291,7 @@ def per_group_heatmap(table: pd.DataFrame, metric: str, columns: str = "wflow_id
     a = ax[0, 0]
     a.grid(False)
     values = grid.to_numpy(dtype=float)
-    image = a.imshow(np.ma.masked_invalid(values), cmap="viridis_r" if metric in LOWER_IS_BETTER
+    image = a.imshow(np.ma.masked_invalid(values), cmap="viridis_r" if lower_is_better(metric)
                      else "viridis", aspect="auto")
     _ticks(a, list(grid.columns), list(grid.index))
     _annotate(a, values)
@@ -295,7 +300,7 @@ def per_group_heatmap(table: pd.DataFrame, metric: str, columns: str = "wflow_id
     return fig
 
 
-def _annotate(ax, values: np.ndarray, limit: int = 400) -> None:
+def _annotate(ax: Axes, values: np.ndarray, limit: int = 400) -> None:
     """Write each cell's value on a heatmap (small grids only)."""
     if values.size > limit:
         return
@@ -307,7 +312,7 @@ def _annotate(ax, values: np.ndarray, limit: int = 400) -> None:
             ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7, path_effects=halo)
 
 
-def coefficient_variation(coefs: pd.DataFrame, group_col: str, max_terms: int = 24):
+def coefficient_variation(coefs: pd.DataFrame, group_col: str, max_terms: int = 24) -> Figure | None:
     """Each coefficient's values across groups (points over a box), one panel per term on its
     own scale, so an intercept does not flatten the slopes."""
     frame = d.coefficients(coefs, group_col)

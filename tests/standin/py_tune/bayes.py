@@ -21,8 +21,10 @@ def control_bayes(n_initial=5, n_iter=25, no_improve=10, save_workflow=False, **
     return BayesControl(n_initial, n_iter, no_improve, save_workflow)
 
 
-def tune_bayes(workflow, resamples, param_info, metrics=None, control=None) -> TuneResults:
+def tune_bayes(workflow, resamples, param_info=None, metrics=None, control=None) -> TuneResults:
     control = control or BayesControl()
+    if param_info is None:  # the real library's check and message
+        raise ValueError("param_info is required for Bayesian optimization")
     candidates = grid_random(param_info, size=control.n_initial + control.n_iter)
     metrics_parts, rows = [], []
     for i, (_, row) in enumerate(candidates.iterrows()):

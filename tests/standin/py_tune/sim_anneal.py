@@ -22,9 +22,11 @@ def control_sim_anneal(max_iter=50, no_improve=20, save_workflow=False, **_) -> 
     return SimAnnealControl(max_iter, no_improve, save_workflow)
 
 
-def tune_sim_anneal(workflow, resamples, param_info, initial=None, metrics=None,
+def tune_sim_anneal(workflow, resamples, param_info=None, initial=None, metrics=None,
                     control=None) -> TuneResults:
     control = control or SimAnnealControl()
+    if param_info is None:  # the real library's check and message
+        raise ValueError("param_info is required for simulated annealing")
     start = grid_random(param_info, size=1)
     current = start.drop(columns=".config").iloc[0].to_dict()
     parts, rows = [], []

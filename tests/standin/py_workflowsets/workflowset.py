@@ -93,7 +93,7 @@ class WorkflowSet:
                 for i in ids)
         return WorkflowSetResults([r for r in out if r is not None], self, metrics)
 
-    def tune_grid(self, resamples, grid=None, metrics=None, control=None) -> "WorkflowSetResults":
+    def tune_grid(self, resamples, grid, metrics=None, control=None) -> "WorkflowSetResults":
         import py_tune
 
         results = []
@@ -106,12 +106,12 @@ class WorkflowSet:
             results.append({"wflow_id": wid, "tune_results": res, "metrics": m})
         return WorkflowSetResults(results, self, metrics)
 
-    def workflow_map(self, fn: str = "fit_resamples", resamples=None, metrics=None, grid=None, **kw):
-        if fn == "fit_resamples":
-            return self.fit_resamples(resamples, metrics=metrics, **kw)
+    def workflow_map(self, fn: str, resamples=None, metrics=None, grid=None, **kwargs):
+        if fn == "fit_resamples":  # keyword calls, as in the real library
+            return self.fit_resamples(resamples=resamples, metrics=metrics, **kwargs)
         if fn == "tune_grid":
-            return self.tune_grid(resamples, grid=grid, metrics=metrics, **kw)
-        raise ValueError(f"Unknown function '{fn}'")
+            return self.tune_grid(resamples=resamples, grid=grid, metrics=metrics, **kwargs)
+        raise ValueError(f"Unknown function: {fn}")
 
     def _fit_single_workflow_nested(self, wid, data, group_col, per_group_prep, min_group_size):
         try:

@@ -1,5 +1,6 @@
-"""Readers for py-tidymodels objects and its three output DataFrames, shared by the layers.
-Everything here works on plain attributes and frames: no py-tidymodels import."""
+"""Reading shared by every layer: how settings are written as params, how the ``stats`` frame
+becomes metrics, groups and ranking. Pure: plain attributes and frames in, plain values out; no
+MLflow and no py-tidymodels import."""
 
 from __future__ import annotations
 
@@ -8,13 +9,37 @@ import math
 import numbers
 import re
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Hashable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import pandas as pd
 
-#: Metrics where lower is better (spec section 3); every other metric ranks higher-is-better.
+#: Metrics where lower is better; every other metric ranks higher-is-better.
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "smape", "mse", "mase", "log_loss", "brier_score"})
+
+#: The metric a comparison ranks by when the results name none.
+DEFAULT_METRIC = "rmse"
+
+K = TypeVar("K", bound=Hashable)
+
+
+def lower_is_better(metric: str) -> bool:
+    """True when a smaller value of ``metric`` is better (rmse), False when larger is (rsq)."""
+    return metric in LOWER_IS_BETTER
+
+
+def rank_order(scores: Mapping[K, Any], metric: str) -> list[K]:
+    """The keys of ``scores`` best first for ``metric``; missing or NaN scores last, ties in
+    their order of appearance. The one ranking rule of every comparison (tuning candidates,
+    workflow sets, best workflow per group)."""
+    sign = 1.0 if lower_is_better(metric) else -1.0
+
+    def key(item: K) -> tuple[bool, float]:
+        value = number(scores.get(item))
+        bad = value is None or math.isnan(value)
+        return (bad, 0.0 if bad or value is None else sign * value)
+
+    return sorted(scores, key=key)
 
 
 def snake_case(name: str) -> str:
@@ -95,8 +120,9 @@ def formula_of(model_fit: Any, default: Any = None) -> Any:
     return getattr(bp, "formula", default)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+def number(value: Any) -> float | None:
+    """``value`` as a float when it is a real number (numpy scalars included, bools not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     return float(value)
 
@@ -111,9 +137,9 @@ def stats_metrics(stats: pd.DataFrame, splits: Any = None) -> tuple[dict[str, fl
         split = "" if split is None or (isinstance(split, float) and math.isnan(split)) else str(split)
         if splits is not None and split not in splits:
             continue
-        number = _number(value)
-        if number is not None:
-            metrics[f"{split}_{metric}" if split else str(metric)] = number
+        found = number(value)
+        if found is not None:
+            metrics[f"{split}_{metric}" if split else str(metric)] = found
         elif value is not None and not (isinstance(value, float) and math.isnan(value)):
             tags[f"stats.{metric}"] = str(value)
     return metrics, tags

@@ -1,0 +1,173 @@
+"""Logging of fitted models (single and per-group) and of their later ``evaluate()`` calls.
+Shared by the layers whose calls return py-tidymodels fits; it knows fits, not layers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from typing import Any
+
+from tidymlflow._log.plots import log_plot
+from tidymlflow._read import common, fits
+from tidymlflow._read.fits import FitInfo, Outputs
+from tidymlflow._runs import LoggedRun, registry
+from tidymlflow._writer import RunWriter
+from tidymlflow.layer import Call, Handler
+
+
+def log_info(writer: RunWriter, info: FitInfo, **extra_params: Any) -> None:
+    """The params and tags that identify a fit (or an unfitted workflow)."""
+    writer.log_params({**info.params(), **extra_params})
+    writer.set_tags(info.tags())
+
+
+def log_tables(call: Call, writer: RunWriter, frames: Outputs) -> None:
+    """The three DataFrames as ``tidymodels/*.parquet`` (when ``log_outputs``)."""
+    if call.config.log_outputs:
+        for name, frame in zip(fits.TABLES, frames):
+            writer.log_table(frame, f"tidymodels/{name}.parquet")
+
+
+def log_dataset(call: Call, writer: RunWriter, data: Any, context: str) -> None:
+    """Record a frame as an MLflow dataset input (schema and digest, no rows)."""
+    if not call.config.log_datasets or data is None or not hasattr(data, "columns"):
+        return
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.entities import DatasetInput, InputTag
+
+    dataset = from_pandas(data, name=context)
+    writer.add_dataset(DatasetInput(dataset._to_mlflow_entity(),
+                                    [InputTag("mlflow.data.context", context)]))
+
+
+def log_single(call: Call, writer: RunWriter, fit: Any, data: Any = None,
+               extra_params: Mapping[str, Any] | None = None, timed: bool = True) -> None:
+    """Params, tags, metrics and the three tables of one fit; remember its run for evaluate().
+    ``timed`` logs the call's duration as the fit's (False for one fit among many)."""
+    log_info(writer, fits.describe(fit), **(extra_params or {}))
+    if timed and call.duration is not None:
+        writer.log_metric("fit_duration_s", call.duration)
+    frames = fits.outputs(fit)
+    metrics, tags = common.stats_metrics(frames.stats)
+    writer.log_metrics(metrics)
+    writer.set_tags(tags)
+    log_tables(call, writer, frames)
+    fit_plots(call, writer, frames)
+    log_dataset(call, writer, data, "train")
+    call.contribute(writer, fit)
+    _register(fit, LoggedRun(writer.run_id))
+
+
+def _register(fit: Any, logged: LoggedRun) -> None:
+    """Remember the run of a fit and of the ModelFit inside a WorkflowFit."""
+    registry.register(fit, logged)
+    inner = fits.inner_model_fit(fit)
+    if inner is not None:
+        registry.register(inner, logged)
+
+
+def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> None:
+    """Parent (group summary, combined tables) and one child run per group."""
+    group_col = nested.group_col
+    frames = fits.outputs(nested)
+    stats_by_group = dict(common.by_group(frames.stats, group_col))
+    children: dict[Any, str] = {}
+    writers: dict[Any, RunWriter] = {}
+    per_group: dict[Any, dict[str, float]] = {}
+    infos = {g: fits.describe(f) for g, f in nested.group_fits.items()}
+    for group, fit in nested.group_fits.items():
+        info = infos[group]
+        child = call.start_run(f"{group_col}={group}", parent=parent,
+                               tags={**info.tags(), "group_col": group_col, "group": str(group)})
+        child.log_params({**info.params(), "group_col": group_col})
+        group_stats = stats_by_group.get(group)
+        if group_stats is not None:
+            per_group[group], tags = common.stats_metrics(group_stats)
+            child.log_metrics(per_group[group])
+            child.set_tags(tags)
+        children[group], writers[group] = child.run_id, child
+        _register(fit, LoggedRun(child.run_id))
+    first = next(iter(infos.values()))
+    params = {**first.params(), "group_col": group_col, "n_groups": len(children)}
+    if len({i.formula for i in infos.values()}) != 1:
+        params.pop("formula", None)
+    parent.log_params(params)
+    parent.set_tags({**first.tags(), "group_col": group_col})
+    parent.log_metrics(common.group_summary(per_group))
+    if call.duration is not None:
+        parent.log_metric("fit_duration_s", call.duration)
+    log_tables(call, parent, frames)
+    nested_plots(call, parent, frames, group_col)
+    log_dataset(call, parent, data, "train")
+    call.contribute(parent, nested, writers)
+    registry.register(nested, LoggedRun(parent.run_id, children=children))
+
+
+def evaluate(call: Call) -> Generator[None, Any, None]:
+    """Handler for every ``*.evaluate``: add test metrics and refresh tables in the fit's run(s).
+    A fit that was not logged is not logged by its evaluate either."""
+    logged = registry.lookup(call.instance)
+    fit = yield
+    if logged is None:
+        return
+    step = logged.next_step()
+    frames = fits.outputs(fit)
+    writer = call.resume_run(logged.run_id)
+    test_data = call.argument("test_data")
+    if logged.children is None:
+        metrics, _ = common.stats_metrics(frames.stats, splits={"test"})
+        writer.log_metrics(metrics, step=step)
+        wanted = "forecast" in call.config.log_plots
+        log_plot(call, writer, "forecast", frames.outputs,
+                 intervals=fits.intervals(fit, test_data) if wanted else None)
+    else:
+        per_group = {}
+        for group, stats in common.by_group(frames.stats, fit.group_col):
+            run_id = logged.children.get(group)
+            if run_id is not None:
+                per_group[group], _ = common.stats_metrics(stats, splits={"test"})
+                call.resume_run(run_id).log_metrics(per_group[group], step=step)
+        writer.log_metrics(common.group_summary(per_group), step=step)
+        nested_plots(call, writer, frames, fit.group_col)
+    log_tables(call, writer, frames)
+    log_dataset(call, writer, test_data, "test")
+
+
+def fit_handler(run_name: Callable[[Any], str], grouped: bool = False) -> Handler:
+    """Handler for a single-fit call (``fit``; ``fit_global`` with ``grouped``)."""
+
+    def handler(call: Call) -> Generator[None, Any, None]:
+        writer = call.start_run(run_name(call.instance))
+        fit = yield
+        extra = {"group_col": call.argument("group_col")} if grouped else {}
+        writer.set_tags(extra)
+        log_single(call, writer, fit, data=call.argument("data"), extra_params=extra)
+
+    return handler
+
+
+def nested_handler(spec_of: Callable[[Any], Any]) -> Handler:
+    """Handler for a per-group call (``fit_nested``): parent before, children after."""
+
+    def handler(call: Call) -> Generator[None, Any, None]:
+        name = fits.nested_run_name(spec_of(call.instance), call.argument("group_col"))
+        parent = call.start_run(name, hierarchical=True)
+        nested = yield
+        log_nested(call, parent, nested, data=call.argument("data"))
+
+    return handler
+
+
+# -- plots --------------------------------------------------------------------------------------
+def fit_plots(call: Call, writer: RunWriter, frames: Outputs) -> None:
+    """Residual diagnostics, forecast and decomposition of one fit (each only when it applies)."""
+    for name in ("residual_diagnostics", "forecast", "decomposition"):
+        log_plot(call, writer, name, frames.outputs)
+
+
+def nested_plots(call: Call, writer: RunWriter, frames: Outputs, group_col: str) -> None:
+    """Per-group forecast, the metric per group and split, and coefficients across groups."""
+    log_plot(call, writer, "forecast", frames.outputs, group_col)
+    table = fits.nested_metric_table(frames.stats, group_col, common.DEFAULT_METRIC)
+    if table is not None:
+        log_plot(call, writer, "per_group_heatmap", table, common.DEFAULT_METRIC, "split")
+    log_plot(call, writer, "coefficient_variation", frames.coefficients, group_col)

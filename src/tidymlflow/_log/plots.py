@@ -1,0 +1,33 @@
+"""Logging a plot into a run: draw it by name from DataFrames, save it into the run's ``plots/``
+folder, and turn a failure into a note (raised in strict mode)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from tidymlflow import _state, plots
+from tidymlflow._writer import RunWriter
+from tidymlflow.layer import Call
+
+
+def log_plot(call: Call, writer: RunWriter, name: str, *args: Any, **kwargs: Any) -> bool:
+    """Draw plot ``name`` into ``writer``'s ``plots/`` folder when the configuration asks for it.
+    A plot that fails is skipped with a note (raised in strict mode); it never stops the rest of
+    the logging. Returns whether a file was written."""
+    if name not in call.config.log_plots:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy/matplotlib chatter about odd data
+            figure = plots.draw(name, *args, **kwargs)
+            if figure is None:
+                return False
+            ext = "html" if name in plots.INTERACTIVE else "png"
+            plots.save(name, figure, writer.artifact_path(f"plots/{name}.{ext}"), call.config.plotly_js)
+    except Exception as exc:
+        if _state.strict():
+            raise
+        call.info(f"plot {name!r} skipped: {type(exc).__name__}: {exc}")
+        return False
+    return True

@@ -1,0 +1,150 @@
+"""Logging of resampling and tuning results (``TuneResults``) as runs: the resampler, per-fold and
+per-candidate metrics, and a child run per candidate. Shared by the layers whose calls return
+tuning results; everything is read from the returned results, so parallel calls log exactly like
+sequential ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from tidymlflow._log import comparison
+from tidymlflow._log.fits import log_info
+from tidymlflow._log.plots import log_plot
+from tidymlflow._read import common, fits
+from tidymlflow._read import resamples as rs
+from tidymlflow._writer import RunWriter
+from tidymlflow.layer import Call
+
+
+def log_cv(writer: RunWriter, rows: pd.DataFrame, prefix: str = "cv_") -> None:
+    """``<prefix><metric>_mean/_std/_n`` and the per-fold series ``<prefix><metric>``."""
+    for metric, stats in rs.cv_summary(rows).items():
+        writer.log_metrics({f"{prefix}{metric}_{k}": v for k, v in stats.items()})
+    for metric, part in rows.groupby("metric", sort=False):
+        values = pd.to_numeric(part["value"], errors="coerce")
+        for position, value in zip(part["position"], values):
+            writer.log_metric(f"{prefix}{metric}", value, step=int(position))
+
+
+def log_workflow(call: Call, writer: RunWriter, workflow: Any) -> None:
+    """Params and tags of an unfitted workflow, as a fit of it would log them, and its recipe."""
+    info = fits.describe_workflow(workflow)
+    if info is None:
+        return
+    log_info(writer, info)
+    call.contribute(writer, workflow)
+
+
+def _fold_runs(call: Call, parent: RunWriter, rows: pd.DataFrame, folds: pd.DataFrame) -> None:
+    """One child per fold with that fold's metrics and boundaries (``log_fold_runs``)."""
+    bounds = {int(r["position"]): r for r in folds.to_dict("records")} if not folds.empty else {}
+    for position, part in rows.groupby("position", sort=True):
+        fold = bounds.get(int(position), {})
+        name = str(fold.get("fold", part[".resample"].iloc[0]))
+        tags = {"fold": name, "fold.position": int(position),
+                **{f"fold.{k}": v for k, v in fold.items() if k not in ("fold", "position")}}
+        child = call.start_run(name, parent=parent, tags=tags)
+        child.log_metrics({f"cv_{m}": v for m, v in zip(part["metric"], part["value"])})
+
+
+def _predictions(writer: RunWriter, results: Any, path: str) -> None:
+    if isinstance(results.predictions, pd.DataFrame) and not results.predictions.empty:
+        writer.log_table(results.predictions, path)
+
+
+def _duration(call: Call, writer: RunWriter) -> None:
+    if call.duration is not None:
+        writer.log_metric("fit_duration_s", call.duration)
+
+
+def log_resamples(call: Call, writer: RunWriter, workflow: Any, results: Any, resamples: Any = None) -> None:
+    """A ``fit_resamples`` result: resampler, ``cv_*`` metrics, folds and metrics tables."""
+    resamples = resamples if resamples is not None else results.resamples
+    log_workflow(call, writer, workflow)
+    writer.log_params(rs.resample_params(resamples))
+    _duration(call, writer)
+    folds = rs.folds_table(resamples)
+    writer.log_table(folds, "resamples/folds.parquet")
+    if not rs.has_metrics(results.metrics):
+        call.info("the results hold no metric rows; only the run's settings were logged")
+        return
+    rows = rs.with_positions(results.metrics)
+    log_cv(writer, rows)
+    writer.log_table(results.metrics, "resamples/metrics.parquet")
+    log_plot(call, writer, "cv_folds", rows)
+    _predictions(writer, results, "resamples/predictions.parquet")
+    if call.config.log_fold_runs:
+        _fold_runs(call, writer, rows, folds)
+
+
+def log_tuning(call: Call, parent: RunWriter, workflow: Any, results: Any, method: str,
+               resamples: Any = None, metrics_arg: Any = None, *, folds_table_too: bool = True,
+               best_as_cv: bool = False) -> pd.DataFrame | None:
+    """A tuning result: the parent's summary and one child per candidate, best first.
+    ``best_as_cv`` also logs the best candidate's ``cv_*`` metrics on the parent (a workflow's
+    run inside a WorkflowSet). Returns the candidate summary (None without metric rows)."""
+    resamples = resamples if resamples is not None else results.resamples
+    grid = results.grid if isinstance(results.grid, pd.DataFrame) else pd.DataFrame()
+    params = rs.param_columns(grid)
+    log_workflow(call, parent, workflow)
+    parent.log_params({**rs.resample_params(resamples), "tune.method": method,
+                       "tune.n_candidates": grid[".config"].nunique() if ".config" in grid else len(grid),
+                       "tune.params": ",".join(params)})
+    _duration(call, parent)
+    folds = rs.folds_table(resamples)
+    if folds_table_too:
+        parent.log_table(folds, "resamples/folds.parquet")
+    parent.log_table(grid, "tune/grid.parquet")
+    if not rs.has_metrics(results.metrics):
+        call.info("the results hold no metric rows (py-tidymodels computes tuning metrics only for "
+                  "formula workflows); logged the settings and grid only")
+        return None
+    rows = rs.with_positions(results.metrics)
+    names = rs.metric_names(rows, metrics_arg)
+    summary = rs.summarize(rows, grid, names[0])
+    parent.log_table(results.metrics, "tune/metrics.parquet")
+    parent.log_table(summary, "tune/summary.parquet")
+    _predictions(parent, results, "tune/predictions.parquet")
+    best = summary.iloc[0]
+    parent.log_params({f"best.{p}": common.param_text(rs.plain(best[p])) for p in params})
+    parent.log_params({"tune.metric": names[0]})
+    parent.log_metrics({f"best_cv_{m}_mean": best.get(f"{m}_mean") for m in names})
+    if best_as_cv:
+        log_cv(parent, rows[rows[".config"] == best[".config"]])
+    for plot in ("parameter_sensitivity", "parallel_coordinates"):
+        log_plot(call, parent, plot, summary, params, names[0])
+    _candidates(call, parent, workflow, rows, summary, params, folds)
+    return summary
+
+
+def _candidates(call: Call, parent: RunWriter, workflow: Any, rows: pd.DataFrame,
+                summary: pd.DataFrame, params: list[str], folds: pd.DataFrame) -> None:
+    """A child per candidate, best first, up to ``max_tuning_runs``."""
+    ranked = summary[summary["rank"].notna()]
+    cap = call.config.max_tuning_runs
+    chosen = ranked if cap is None else ranked.head(cap)
+    info = fits.describe_workflow(workflow)
+    by_config = dict(iter(rows.groupby(".config", sort=False)))
+    records = {str(r[".config"]): r for r in chosen.to_dict("records")}
+
+    def fill(child: RunWriter, config: str) -> None:
+        if info is not None:
+            child.log_params(info.params())
+        child.log_params({f"args.{p}": common.param_text(rs.plain(records[config][p])) for p in params})
+        child.log_params({"tune.config": config})
+        part = by_config.get(records[config][".config"])
+        if part is not None:
+            log_cv(child, part)
+            if call.config.log_fold_runs:
+                _fold_runs(call, child, part, folds)
+
+    comparison.ranked_children(
+        call, parent, list(records), name=str,
+        tags=lambda config: {"tune.config": config, **(info.tags() if info is not None else {})},
+        fill=fill)
+    omitted = len(ranked) - len(chosen)
+    if omitted:
+        call.info(f"logged the best {len(chosen)} of {len(ranked)} candidates as child runs; "
+                  f"{omitted} omitted (max_tuning_runs={cap}); all are in tune/summary.parquet")

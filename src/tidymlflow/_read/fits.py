@@ -1,0 +1,117 @@
+"""What a fitted (or unfitted) workflow / model spec is: its spec, preprocessor, formula, name,
+and its three output DataFrames. Pure readers of py-tidymodels objects; no MLflow."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from tidymlflow._read import common
+
+#: The names of the library's three output DataFrames, in ``extract_outputs()`` order.
+TABLES = ("outputs", "coefficients", "stats")
+
+
+class Outputs(NamedTuple):
+    """The three DataFrames of ``extract_outputs()``, by name instead of by position."""
+
+    outputs: pd.DataFrame
+    coefficients: pd.DataFrame
+    stats: pd.DataFrame
+
+
+def outputs(fit: Any) -> Outputs:
+    """``fit.extract_outputs()`` as named tables (any fit, nested fit or nested results)."""
+    return Outputs(*fit.extract_outputs())
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """What identifies a fit (or an unfitted workflow) in its run: params, tags and run name."""
+
+    spec: Any
+    preprocessor: str  # "formula" or "recipe"
+    formula: str | None
+    name: str
+
+    def params(self) -> dict[str, Any]:
+        """Model params plus ``preprocessor`` and, when known, ``formula``."""
+        params: dict[str, Any] = {**common.model_params(self.spec), "preprocessor": self.preprocessor}
+        if self.formula is not None:
+            params["formula"] = self.formula
+        return params
+
+    def tags(self) -> dict[str, str]:
+        """Tags ``model_type``, ``engine`` and ``preprocessor``."""
+        return {"model_type": self.spec.model_type, "engine": self.spec.engine,
+                "preprocessor": self.preprocessor}
+
+
+def preprocessor_kind(pre: Any) -> str:
+    """``formula`` for a formula string, ``recipe`` for anything else."""
+    return "formula" if isinstance(pre, str) else "recipe"
+
+
+def model_name(workflow_or_fit: Any) -> str:
+    """The name runs use: the user's model name, else the spec's model type."""
+    spec = getattr(workflow_or_fit, "spec", None)
+    return str(getattr(workflow_or_fit, "model_name", None) or getattr(spec, "model_type", "model"))
+
+
+def describe(fit: Any) -> FitInfo:
+    """The FitInfo of a WorkflowFit or a ModelFit."""
+    if hasattr(fit, "workflow"):  # WorkflowFit
+        return FitInfo(fit.workflow.spec, preprocessor_kind(fit.pre), fit.formula, model_name(fit.workflow))
+    return FitInfo(fit.spec, "formula", common.formula_of(fit), model_name(fit))
+
+
+def describe_workflow(workflow: Any) -> FitInfo | None:
+    """The FitInfo of an unfitted workflow (None without a model): its own formula, if any."""
+    spec = getattr(workflow, "spec", None)
+    if spec is None:
+        return None
+    pre = getattr(workflow, "preprocessor", None)
+    return FitInfo(spec, preprocessor_kind(pre), pre if isinstance(pre, str) else None, model_name(workflow))
+
+
+def nested_run_name(spec: Any, group_col: str) -> str:
+    """Run name of a per-group fit: ``<model_type> by <group_col>``."""
+    return f"{spec.model_type} by {group_col}"
+
+
+def inner_model_fit(fit: Any) -> Any:
+    """The ModelFit inside a WorkflowFit (its ``fit`` attribute), else None."""
+    inner = getattr(fit, "fit", None)
+    return inner if inner is not None and not callable(inner) else None
+
+
+def intervals(fit: Any, test_data: Any) -> pd.DataFrame | None:
+    """Prediction intervals on the test rows (``predict(type="conf_int")``) when the engine
+    gives them; None otherwise. The fit is not changed."""
+    if test_data is None or not hasattr(test_data, "columns"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pred = fit.predict(test_data, type="conf_int")
+    except Exception:  # most engines support only type="numeric"
+        return None
+    if not {".pred_lower", ".pred_upper"}.issubset(getattr(pred, "columns", ())):
+        return None
+    pred = pred.reset_index(drop=True)
+    if "date" in test_data.columns and "date" not in pred.columns:
+        pred["date"] = test_data["date"].to_numpy()[: len(pred)]
+    return pred
+
+
+def nested_metric_table(stats: pd.DataFrame, group_col: str, metric: str) -> pd.DataFrame | None:
+    """group, split, value of one metric per group for the train and test splits (the input of
+    the per-group heatmap of a nested fit); None when the metric or the group column is missing."""
+    if not (stats["metric"] == metric).any() or group_col not in stats.columns:
+        return None
+    rows = stats[(stats["metric"] == metric) & stats["split"].isin(["train", "test"])]
+    return pd.DataFrame({"group": rows[group_col].to_numpy(), "split": rows["split"].to_numpy(),
+                         "value": pd.to_numeric(rows["value"], errors="coerce").to_numpy()})
