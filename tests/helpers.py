@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import numbers
+import re
+import warnings
 
 import pandas as pd
 
@@ -63,3 +67,16 @@ def run_tree(store) -> dict:
                               {k: v for k, v in r.data.metrics.items() if k != "fit_duration_s"},
                               r.data.tags.get("rank"))
             for r in runs}
+
+
+@contextlib.contextmanager
+def noted(caplog, pattern: str):
+    """The block sends a note matching ``pattern`` to the ``tidymlflow`` logger, and no
+    TidyMLflowWarning: expected behaviour is a note, not a warning."""
+    from tidymlflow import TidyMLflowWarning
+
+    with caplog.at_level(logging.INFO, logger="tidymlflow"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    assert re.search(pattern, caplog.text), caplog.text
+    assert not [w for w in caught if issubclass(w.category, TidyMLflowWarning)]

@@ -7,10 +7,9 @@ import warnings
 
 import pandas as pd
 import pytest
-from helpers import run_tree, top_runs
+from helpers import noted, run_tree, top_runs
 
 import tidymlflow
-from tidymlflow import TidyMLflowWarning
 from tidymlflow._read import resamples as tunelog
 
 PARAM_INFO = {"penalty": {"range": (0.001, 1.0), "trans": "log"}, "mixture": {"range": (0.0, 1.0)}}
@@ -43,13 +42,13 @@ def _summary(results):
     return results.collect_metrics().groupby([".config", "metric"])["value"].agg(["mean", "std", "count"])
 
 
-def test_tune_grid_parent_and_one_child_per_candidate(store, split):
+def test_tune_grid_parent_and_one_child_per_candidate(store, split, caplog):
     tidymlflow.autolog(max_tuning_runs=10)
     from py_tune import grid_regular, tune_grid
 
     train, _ = split
     grid = grid_regular(PARAM_INFO, levels=4)
-    with pytest.warns(TidyMLflowWarning, match="6 omitted"):
+    with noted(caplog, "6 omitted"):
         results = tune_grid(_tuned(), _folds(train), grid=grid)
 
     parent = store.run("tune_grid: linear_reg")
@@ -238,7 +237,7 @@ def test_tuners_make_one_parent(store, split):
         assert [m.value for m in series] == pytest.approx(rows["value"].tolist())
 
 
-def test_recipe_workflow_tune_grid_without_metric_rows(store, split):
+def test_recipe_workflow_tune_grid_without_metric_rows(store, split, caplog):
     tidymlflow.autolog()
     from py_parsnip import linear_reg
     from py_recipes import all_numeric_predictors, recipe
@@ -248,7 +247,7 @@ def test_recipe_workflow_tune_grid_without_metric_rows(store, split):
     train, _ = split
     wf = workflow().add_recipe(recipe().step_normalize(all_numeric_predictors())).add_model(
         linear_reg(penalty=tune()))
-    with pytest.warns(TidyMLflowWarning, match="no metric rows"):
+    with noted(caplog, "no metric rows"):
         results = tune_grid(wf, _folds(train.drop(columns=["date"]), v=3),
                             grid=grid_regular({"penalty": {"range": (0.01, 1.0)}}, levels=2))
     assert results.collect_metrics().empty

@@ -7,10 +7,9 @@ import json
 
 import mlflow
 import pytest
-from helpers import run_tree, top_runs
+from helpers import noted, run_tree, top_runs
 
 import tidymlflow
-from tidymlflow import TidyMLflowWarning
 
 FORMULAS = ["y ~ x1", "y ~ x1 + x2", "y ~ x2"]
 
@@ -118,7 +117,7 @@ def test_workflow_map_and_workflowsets_false(store, split):
     assert len(store.runs()) == 3  # nothing more, not even the inner fit_resamples calls
 
 
-def test_tune_grid_child_holds_the_best_candidate(store, split):
+def test_tune_grid_child_holds_the_best_candidate(store, split, caplog):
     tidymlflow.autolog(max_tuning_runs=2)
     from py_parsnip import linear_reg
     from py_tune import grid_regular, tune
@@ -126,7 +125,7 @@ def test_tune_grid_child_holds_the_best_candidate(store, split):
     train, _ = split
     ws = _set(FORMULAS[:2], [linear_reg(penalty=tune())])
     grid = grid_regular({"penalty": {"range": (0.01, 1.0)}}, levels=3)
-    with pytest.warns(TidyMLflowWarning, match="1 omitted"):
+    with noted(caplog, "1 omitted"):
         results = ws.tune_grid(_folds(train, v=3), grid=grid)
 
     (parent,) = top_runs(store)
@@ -228,11 +227,11 @@ def test_group_resamplesrun_tree(store, data, call):
     assert parent.data.params["best_wflow_id"] == results.rank_results("rmse")["wflow_id"].iloc[0]
 
 
-def test_failed_workflow_is_recorded_not_raised(store, split):
+def test_failed_workflow_is_recorded_not_raised(store, split, caplog):
     tidymlflow.autolog()
     train, _ = split
     ws = _set(["y ~ x1", "y ~ not_a_column"], _models()[:1])
-    with pytest.warns(TidyMLflowWarning, match="1 workflow"):
+    with noted(caplog, "1 workflow"):
         ws.fit_resamples(_folds(train, v=3))
     (parent,) = top_runs(store)
     assert parent.data.tags["workflowset.n_failed"] == "1"
@@ -242,10 +241,10 @@ def test_failed_workflow_is_recorded_not_raised(store, split):
     assert [c.info.run_name for c in store.children(parent)] == ["prep_1_linear_reg_1"]
 
 
-def test_failed_nested_workflow_keeps_its_error(store, data):
+def test_failed_nested_workflow_keeps_its_error(store, data, caplog):
     tidymlflow.autolog()
     ws = _set(["y ~ x1", "y ~ not_a_column"], _models()[:1])
-    with pytest.warns(TidyMLflowWarning, match="1 workflow"):
+    with noted(caplog, "1 workflow"):
         results = ws.fit_nested(data.drop(columns=["date"]), group_col="store")
     (parent,) = top_runs(store)
     assert parent.data.tags["workflowset.n_failed"] == "1"

@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidymlflow._writer import clean_key, clean_value
 from tidymlflow.plots import PLOT_NAMES
 
 BUILTIN_LAYERS = ("parsnip", "workflows", "recipes", "tune", "workflowsets")
@@ -63,12 +64,36 @@ def _max_runs(value: Any) -> int | None:
     return value
 
 
+#: MLflow's limit on a tag value (``mlflow.utils.validation.MAX_TAG_VAL_LENGTH``), kept here so that
+#: ``autolog()`` does not import MLflow.
+MAX_TAG_VALUE = 8000
+
+
 def _tags(value: Any) -> dict[str, str]:
+    """extra_tags as MLflow accepts them: keys with invalid characters replaced by ``_`` and cut
+    to 250 characters, values cut to MLflow's limit. Empty keys, MLflow's reserved ``mlflow.``
+    keys, keys that clean to the same key and values without a string form are refused."""
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise TypeError("autolog(): extra_tags must be a dict with string keys")
-    return {k: str(v) for k, v in value.items()}
+    tags: dict[str, str] = {}
+    for key, raw in value.items():
+        if not key.strip():
+            raise ValueError(f"autolog(): extra_tags has an empty key {key!r}")
+        if key.startswith("mlflow."):
+            raise ValueError(f"autolog(): extra_tags key {key!r} is reserved for MLflow's own tags "
+                             "(name runs with mlflow.start_run(run_name=...))")
+        try:
+            text = raw if isinstance(raw, str) else str(raw)
+        except Exception as exc:
+            raise TypeError(f"autolog(): extra_tags[{key!r}] has no string form: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        clean = clean_key(key)
+        if clean in tags:
+            raise ValueError(f"autolog(): extra_tags keys {key!r} and another both become {clean!r}")
+        tags[clean] = clean_value(text, MAX_TAG_VALUE)
+    return tags
 
 
 def _layer_flags(builtin: Mapping[str, Any], extra: Any, registered: Collection[str]) -> dict[str, bool]:

@@ -4,19 +4,21 @@ It knows no layer and imports no py-tidymodels module."""
 from __future__ import annotations
 
 import contextvars
+import gc
 import sys
 import threading
 import time
+import types
 import warnings
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
 from typing import Any
 
 import wrapt
 
-from tidymlflow import _state
+from tidymlflow import _safety, _state
 from tidymlflow._config import AutologConfig
 from tidymlflow._runs import py_tidymodels_version, user_run
 from tidymlflow.errors import TidyMLflowError, TidyMLflowWarning
@@ -35,7 +37,7 @@ class _Installed:
     target: str
     wrapper: Any
     original: Any
-    rebound: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    rebind: bool = False  # references bound elsewhere were re-pointed to the wrapper
 
 
 _lock = threading.RLock()
@@ -45,6 +47,8 @@ _hooked: set[str] = set()
 _installed: dict[tuple[str, str], _Installed] = {}
 _version_checked: set[str] = set()
 _stuck: set[tuple[str, str]] = set()  # patches another library wrapped over; reported once
+_original_codes: dict[types.CodeType, str] = {}  # code of every patched original -> its name
+_unpatched_told: set[str] = set()
 
 
 def discover_layers() -> dict[str, Layer]:
@@ -87,7 +91,8 @@ def deactivate() -> None:
     wrapper passes straight through without a configuration) and is reported."""
     with _lock:
         _state.config = None
-        stuck = []
+        stuck: list[str] = []
+        restore: dict[int, tuple[Any, Any]] = {}
         for key, inst in list(_installed.items()):
             try:
                 wrapt.unwrap_object(inst.module, inst.target, inst.wrapper, missing_ok=True)
@@ -97,8 +102,11 @@ def deactivate() -> None:
                     stuck.append(f"{inst.module.__name__}.{inst.target} ({type(exc).__name__})")
                 continue
             _stuck.discard(key)
-            _rebind({id(inst.wrapper): (inst.wrapper, inst.original)}, None)
+            if inst.rebind:
+                restore[id(inst.wrapper)] = (inst.wrapper, inst.original)
             del _installed[key]
+        if restore:
+            _rebind(restore)
     if stuck:
         _drift(f"autolog(disable=True) could not remove {len(stuck)} patch(es), because another "
                f"library wrapped them after tidymlflow; they now pass calls through unchanged: "
@@ -110,7 +118,7 @@ def _drift(message: str) -> None:
     mode."""
     if _state.strict():
         raise TidyMLflowError(f"tidymlflow: {message}")
-    warnings.warn(f"tidymlflow: {message}", TidyMLflowWarning, stacklevel=3)
+    _safety.warn(f"tidymlflow: {message}", stacklevel=3)
 
 
 def _install_module(module: ModuleType) -> None:
@@ -118,7 +126,7 @@ def _install_module(module: ModuleType) -> None:
     with _lock:
         if _state.config is None:
             return
-        swaps: dict[int, tuple[Any, Any, _Installed]] = {}
+        swaps: dict[int, tuple[Any, Any]] = {}
         missing: list[str] = []
         for layer_name, patch in _patches_by_module.get(module.__name__, ()):
             key = (patch.module, patch.target)
@@ -131,12 +139,14 @@ def _install_module(module: ModuleType) -> None:
             except AttributeError:  # the installed library has no such target
                 missing.append(f"{patch.module}.{patch.target}")
                 continue
-            inst = _installed[key] = _Installed(module, patch.target, wrapper, original)
+            _installed[key] = _Installed(module, patch.target, wrapper, original, patch.rebind)
             if patch.rebind:
-                swaps[id(original)] = (original, wrapper, inst)
+                swaps[id(original)] = (original, wrapper)
+            code = getattr(getattr(original, "__func__", original), "__code__", None)
+            if code is not None:
+                _original_codes[code] = f"{patch.module}.{patch.target}"
         if swaps:
-            _rebind({k: (o, w) for k, (o, w, _) in swaps.items()},
-                    {id(o): inst for o, _, inst in swaps.values()})
+            _rebind(swaps)
     if missing:
         _drift(f"the installed py-tidymodels ({py_tidymodels_version()}) has no "
                f"{', '.join(missing)}; these calls are not logged")
@@ -154,6 +164,10 @@ def _check_version(layer_name: str) -> None:
     if layer is None:
         return
     supported, version = layer.supported, py_tidymodels_version()
+    if version == "unknown":  # nothing to compare: say so quietly
+        _safety.logger.info("tidymlflow: the py-tidymodels version is unknown; layer '%s' was verified "
+                            "with %s", layer_name, supported)
+        return
     try:
         inside = Version(version) in SpecifierSet(supported)
     except (InvalidVersion, InvalidSpecifier):
@@ -164,19 +178,21 @@ def _check_version(layer_name: str) -> None:
                       TidyMLflowWarning, stacklevel=3)
 
 
-def _rebind(swaps: dict[int, tuple[Any, Any]], record: dict[int, _Installed] | None) -> None:
-    """Replace module-level references ``old -> new`` in every loaded module (names imported
-    with ``from x import f`` before patching), recording them when ``record`` is given."""
-    for module in list(sys.modules.values()):
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        for name, value in list(namespace.items()):
-            swap = swaps.get(id(value))
-            if swap is not None and value is swap[0]:
-                namespace[name] = swap[1]
-                if record is not None:
-                    record[id(value)].rebound.append((namespace, name))
+def _rebind(swaps: dict[int, tuple[Any, Any]]) -> None:
+    """Replace references ``old -> new`` wherever a name can hold them: module namespaces, other
+    namespaces (``exec``, ``runpy``, profilers) and closure cells, e.g. ``from py_tune import
+    tune_grid`` done before ``autolog()`` (and back on unpatching)."""
+    olds = [old for old, _ in swaps.values()]
+    for ref in gc.get_referrers(*olds):
+        if isinstance(ref, types.CellType):
+            swap = swaps.get(id(ref.cell_contents))
+            if swap is not None and ref.cell_contents is swap[0]:
+                ref.cell_contents = swap[1]
+        elif isinstance(ref, dict) and ("__name__" in ref or "__builtins__" in ref):
+            for name, value in list(ref.items()):
+                swap = swaps.get(id(value))
+                if swap is not None and value is swap[0]:
+                    ref[name] = swap[1]
 
 
 def _wrapper(layer_name: str, patch: Patch) -> Callable[..., Any]:
@@ -184,40 +200,60 @@ def _wrapper(layer_name: str, patch: Patch) -> Callable[..., Any]:
                 kwargs: dict[str, Any]) -> Any:
         config = _state.config
         outer = active_call.get()
-        if config is None or outer is not None:  # disabled, or nested inside a patched call
-            result = wrapped(*args, **kwargs)
+        if config is None or outer is not None:  # off, or nested inside a patched call
+            result = _safety.call_as_caller(wrapped, args, kwargs)
             if outer is not None and patch.observe:
                 outer.observe(patch.target, instance, result)
             return result
         call = Call(layer_name, patch.target, wrapped, instance, args, kwargs, config,
                     layers=discover_layers())
-        token = active_call.set(call)
+        token = active_call.set(call)  # the calls nested in it stay quiet, even when it logs nothing
         try:
-            return _run(call, patch.handler, wrapped, args, kwargs)
+            return _run(call, None if _reached_unpatched() else patch.handler, wrapped, args, kwargs)
         finally:
             active_call.reset(token)
 
     return wrapper
 
 
+def _reached_unpatched() -> bool:
+    """True inside a patched library call that was reached through a reference bound before
+    ``autolog()`` (a name local to a function, for example): the calls nested in it belong to
+    it and never log on their own. Said once per function, with the fix."""
+    name = _safety.running_original(_original_codes) if _original_codes else None
+    if name is None:
+        return False
+    if name not in _unpatched_told:
+        _unpatched_told.add(name)
+        _safety.warn(f"tidymlflow: {name} was called through a name bound before tidymlflow.autolog() "
+                     "(for example imported inside a function), so it is not logged, and the fits "
+                     "inside it are not logged as runs of their own. Call tidymlflow.autolog() before "
+                     "that import, or call it through its module.", stacklevel=4)
+    return True
+
+
 def _run(call: Call, handler: Handler | None, wrapped: Callable[..., Any], args: tuple[Any, ...],
          kwargs: dict[str, Any]) -> Any:
     """Run the original exactly once; log around it without ever changing its outcome."""
     gen = _start(call, handler)
-    start = time.perf_counter()
-    try:
-        result = wrapped(*args, **kwargs)
-    except BaseException:
+    with _safety.mlflow_autolog_paused(gen is not None):
+        start = time.perf_counter()
+        try:
+            result = _safety.call_as_caller(wrapped, args, kwargs)
+        except BaseException as exc:
+            if gen is not None:
+                with _safety.quiet():
+                    gen.close()
+                    call.fail(exc)
+                    call.finish("FAILED")
+                call.report_errors(raise_in_strict=False)
+            raise
         if gen is not None:
-            gen.close()
-            call.finish("FAILED")
-            call.report_errors(raise_in_strict=False)
-        raise
-    if gen is not None:
-        call.duration = time.perf_counter() - start
-        _resume(call, gen, result)
-        call.finish("FINISHED")
-        call.report_errors()
+            call.duration = time.perf_counter() - start
+            with _safety.quiet():
+                _resume(call, gen, result)
+                call.finish("FINISHED")
+            call.report_errors()
     return result
 
 
@@ -225,18 +261,18 @@ def _start(call: Call, handler: Handler | None) -> Generator[None, Any, None] | 
     """Run the handler up to its ``yield``; None when this call logs nothing."""
     if handler is None or not call.config.layer_enabled(call.layer):
         return None
-    try:
-        if call.config.exclusive:
-            if user_run() is not None:
+    with _safety.quiet():
+        try:
+            if call.config.exclusive and user_run() is not None:
                 return None
-        gen = handler(call)
-        next(gen)
-        return gen
-    except StopIteration:
-        call.errors.append(_protocol_error(call, "returned before its yield"))
-    except Exception as exc:
-        call.errors.append(exc)
-    call.finish("FAILED")
+            gen = handler(call)
+            next(gen)
+            return gen
+        except StopIteration:
+            call.errors.append(_protocol_error(call, "returned before its yield"))
+        except Exception as exc:
+            call.errors.append(exc)
+        call.finish("FAILED")
     call.report_errors()
     return None
 
@@ -257,4 +293,3 @@ def _resume(call: Call, gen: Generator[None, Any, None], result: Any) -> None:
 def _protocol_error(call: Call, what: str) -> TidyMLflowError:
     return TidyMLflowError(f"the handler of {call.name} (layer '{call.layer}') {what}; "
                            "a handler yields exactly once")
-

@@ -71,7 +71,7 @@ def open_run(client: Any, name: str, tags: dict[str, str], *, parent: RunWriter 
             claim = run_id not in _claimed_user_runs
             _claimed_user_runs.add(run_id)
         if claim:
-            writer = RunWriter(client, run_id, experiment_id)
+            writer = RunWriter(client, run_id, experiment_id, shared=True)
             writer.set_tags({k: v for k, v in tags.items() if k.startswith(("tidymlflow.", "py_tidymodels."))
                              or k == AUTOLOG_TAG})
             return writer, False

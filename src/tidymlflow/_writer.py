@@ -31,8 +31,10 @@ def clean_value(value: Any, limit: int) -> str:
 class RunWriter:
     """Collects everything destined for one run and writes it with as few calls as possible."""
 
-    def __init__(self, client: Any, run_id: str, experiment_id: str | None = None):
+    def __init__(self, client: Any, run_id: str, experiment_id: str | None = None, *,
+                 shared: bool = False):
         self.client = client
+        self.shared = shared  # a run someone else also logs to (the user's): params may clash
         self.run_id = run_id
         self.experiment_id = experiment_id
         self.params: dict[str, str] = {}
@@ -96,8 +98,11 @@ class RunWriter:
 
     # -- writing -------------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write everything collected; the staging folder is removed whatever happens."""
+        """Write everything collected; the staging folder is removed whatever happens. In a
+        shared run, params that already hold another value are left as they are and named in one
+        ParamClashError after everything else was written."""
         try:
+            clashes = self._drop_clashes() if self.shared and self.params else []
             self._flush_batch()
             if self.datasets:
                 self._log_inputs()
@@ -105,6 +110,20 @@ class RunWriter:
                 self.client.log_artifacts(self.run_id, self._artifact_dir)
         finally:
             self.discard()
+        if clashes:
+            raise ParamClashError(f"param(s) {', '.join(clashes)} of run {self.run_id} already hold other "
+                                  "values (set before tidymlflow logged); kept those, logged everything else")
+
+    def _drop_clashes(self) -> list[str]:
+        """Remove the params whose key the run already holds with another value; their keys."""
+        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+        existing = self.client.get_run(self.run_id).data.params
+        clashes = sorted(k for k, v in self.params.items()
+                         if k in existing and existing[k] != clean_value(v, MAX_PARAM_VAL_LENGTH))
+        for key in clashes:
+            del self.params[key]
+        return clashes
 
     def _log_inputs(self) -> None:
         from mlflow.exceptions import MlflowException
@@ -139,6 +158,10 @@ class RunWriter:
             cut = min(room, v.MAX_METRICS_PER_BATCH)
             m, metrics = metrics[:cut], metrics[cut:]
             self.client.log_batch(self.run_id, metrics=m, params=p, tags=t, synchronous=True)
+
+
+class ParamClashError(ValueError):
+    """Params tidymlflow would log are already set to other values in the run."""
 
 
 def _as_text(value: Any) -> Any:

@@ -6,15 +6,16 @@ layer's target."""
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidymlflow import _runs, _state
+from tidymlflow import _runs, _safety, _state
 from tidymlflow._config import AutologConfig
 from tidymlflow._writer import RunWriter
-from tidymlflow.errors import TidyMLflowWarning
+
+#: The tag that says why a run FAILED: the user's exception, ``<type>: <message>``.
+ERROR_TAG = "tidymlflow.error"
 
 #: A handler runs around the original call: the code before its one ``yield`` runs before the
 #: call (start runs here), ``yield`` returns the call's result, the code after logs it. A handler
@@ -157,9 +158,15 @@ class Call:
 
     # -- messages -----------------------------------------------------------------------------
     def info(self, message: str) -> None:
-        """A note about what was (not) logged and why."""
+        """A note about what was (not) logged and why: expected behaviour, so it goes to the
+        ``tidymlflow`` logger (INFO), not to warnings."""
         if not self.config.silent:
-            warnings.warn(f"tidymlflow: {self.name}: {message}", TidyMLflowWarning, stacklevel=2)
+            _safety.logger.info("tidymlflow: %s: %s", self.name, message)
+
+    def fail(self, exc: BaseException) -> None:
+        """The user's call raised: say why on the call's run (tag ``tidymlflow.error``)."""
+        if self._runs:
+            self._runs[0][0].set_tags({ERROR_TAG: f"{type(exc).__name__}: {exc}"})
 
     def report_errors(self, raise_in_strict: bool = True) -> None:
         """Turn the logging errors of this call into one warning (or raise in strict mode)."""
@@ -170,9 +177,8 @@ class Call:
             raise first
         if not self.config.silent:
             more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
-            warnings.warn(f"tidymlflow: logging {self.name} failed: {type(first).__name__}: "
-                          f"{first}{more}. The call's result is unaffected.",
-                          TidyMLflowWarning, stacklevel=4)
+            _safety.warn(f"tidymlflow: logging {self.name} failed: {type(first).__name__}: "
+                         f"{first}{more}. The call's result is unaffected.", stacklevel=4)
 
 
 _PARAMS: dict[Any, list[str]] = {}

@@ -20,6 +20,13 @@ def log_info(writer: RunWriter, info: FitInfo, **extra_params: Any) -> None:
     writer.set_tags(info.tags())
 
 
+def log_known(writer: RunWriter, info: FitInfo | None) -> None:
+    """What is known of a fit before it runs (spec, engine, formula or recipe): a run whose fit
+    fails still says what was fitted. The fit's own params replace these when it succeeds."""
+    if info is not None:
+        log_info(writer, info)
+
+
 def log_tables(call: Call, writer: RunWriter, frames: Outputs) -> None:
     """The three DataFrames as ``tidymodels/*.parquet`` (when ``log_outputs``)."""
     if call.config.log_outputs:
@@ -39,6 +46,22 @@ def log_dataset(call: Call, writer: RunWriter, data: Any, context: str) -> None:
                                     [InputTag("mlflow.data.context", context)]))
 
 
+class OutputsError(RuntimeError):
+    """py-tidymodels' own ``extract_outputs()`` failed on a fit."""
+
+
+def outputs(call: Call, fit: Any, logged: str) -> Outputs | None:
+    """The fit's three tables, or None with one error that says what is missing and why (the
+    library's ``extract_outputs()`` fails for some fits, e.g. an object-dtype outcome)."""
+    try:
+        return fits.outputs(fit)
+    except Exception as exc:
+        call.errors.append(OutputsError(
+            f"py-tidymodels' extract_outputs() failed ({type(exc).__name__}: {exc}); logged {logged}, "
+            "but no metrics, tables or plots of this fit"))
+        return None
+
+
 def log_single(call: Call, writer: RunWriter, fit: Any, data: Any = None,
                extra_params: Mapping[str, Any] | None = None, timed: bool = True) -> None:
     """Params, tags, metrics and the three tables of one fit; remember its run for evaluate().
@@ -46,7 +69,10 @@ def log_single(call: Call, writer: RunWriter, fit: Any, data: Any = None,
     log_info(writer, fits.describe(fit), **(extra_params or {}))
     if timed and call.duration is not None:
         writer.log_metric("fit_duration_s", call.duration)
-    frames = fits.outputs(fit)
+    _register(fit, LoggedRun(writer.run_id))
+    frames = outputs(call, fit, "its params and duration")
+    if frames is None:
+        return
     metrics, tags = common.stats_metrics(frames.stats)
     writer.log_metrics(metrics)
     writer.set_tags(tags)
@@ -54,7 +80,6 @@ def log_single(call: Call, writer: RunWriter, fit: Any, data: Any = None,
     fit_plots(call, writer, frames)
     log_dataset(call, writer, data, "train")
     call.contribute(writer, fit)
-    _register(fit, LoggedRun(writer.run_id))
 
 
 def _register(fit: Any, logged: LoggedRun) -> None:
@@ -68,8 +93,8 @@ def _register(fit: Any, logged: LoggedRun) -> None:
 def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> None:
     """Parent (group summary, combined tables) and one child run per group."""
     group_col = nested.group_col
-    frames = fits.outputs(nested)
-    stats_by_group = dict(common.by_group(frames.stats, group_col))
+    frames = outputs(call, nested, "the params of the parent and of every group")
+    stats_by_group = dict(common.by_group(frames.stats, group_col)) if frames is not None else {}
     children: dict[Any, str] = {}
     writers: dict[Any, RunWriter] = {}
     per_group: dict[Any, dict[str, float]] = {}
@@ -95,8 +120,9 @@ def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> 
     parent.log_metrics(common.group_summary(per_group))
     if call.duration is not None:
         parent.log_metric("fit_duration_s", call.duration)
-    log_tables(call, parent, frames)
-    nested_plots(call, parent, frames, group_col)
+    if frames is not None:
+        log_tables(call, parent, frames)
+        nested_plots(call, parent, frames, group_col)
     log_dataset(call, parent, data, "train")
     call.contribute(parent, nested, writers)
     registry.register(nested, LoggedRun(parent.run_id, children=children))
@@ -110,7 +136,9 @@ def evaluate(call: Call) -> Generator[None, Any, None]:
     if logged is None:
         return
     step = logged.next_step()
-    frames = fits.outputs(fit)
+    frames = outputs(call, fit, "nothing of this evaluation")
+    if frames is None:
+        return
     writer = call.resume_run(logged.run_id)
     test_data = call.argument("test_data")
     if logged.children is None:
@@ -132,11 +160,14 @@ def evaluate(call: Call) -> Generator[None, Any, None]:
     log_dataset(call, writer, test_data, "test")
 
 
-def fit_handler(run_name: Callable[[Any], str], grouped: bool = False) -> Handler:
-    """Handler for a single-fit call (``fit``; ``fit_global`` with ``grouped``)."""
+def fit_handler(run_name: Callable[[Any], str], known: Callable[[Call], FitInfo | None],
+                grouped: bool = False) -> Handler:
+    """Handler for a single-fit call (``fit``; ``fit_global`` with ``grouped``). What is
+    ``known`` before the call is logged first, so a fit that fails still says what it was."""
 
     def handler(call: Call) -> Generator[None, Any, None]:
         writer = call.start_run(run_name(call.instance))
+        log_known(writer, known(call))
         fit = yield
         extra = {"group_col": call.argument("group_col")} if grouped else {}
         writer.set_tags(extra)
@@ -145,12 +176,13 @@ def fit_handler(run_name: Callable[[Any], str], grouped: bool = False) -> Handle
     return handler
 
 
-def nested_handler(spec_of: Callable[[Any], Any]) -> Handler:
+def nested_handler(spec_of: Callable[[Any], Any], known: Callable[[Call], FitInfo | None]) -> Handler:
     """Handler for a per-group call (``fit_nested``): parent before, children after."""
 
     def handler(call: Call) -> Generator[None, Any, None]:
         name = fits.nested_run_name(spec_of(call.instance), call.argument("group_col"))
         parent = call.start_run(name, hierarchical=True)
+        log_known(parent, known(call))
         nested = yield
         log_nested(call, parent, nested, data=call.argument("data"))
 

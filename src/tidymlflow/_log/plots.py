@@ -11,10 +11,15 @@ from tidymlflow._writer import RunWriter
 from tidymlflow.layer import Call
 
 
+class PlotError(RuntimeError):
+    """A plot could not be drawn or saved; the rest of the call's logging went on."""
+
+
 def log_plot(call: Call, writer: RunWriter, name: str, *args: Any, **kwargs: Any) -> bool:
     """Draw plot ``name`` into ``writer``'s ``plots/`` folder when the configuration asks for it.
-    A plot that fails is skipped with a note (raised in strict mode); it never stops the rest of
-    the logging. Returns whether a file was written."""
+    A plot that fails is skipped and counted among the call's logging errors (one warning; raised
+    at once in strict mode); it never stops the rest of the logging. Returns whether a file was
+    written."""
     if name not in call.config.log_plots:
         return False
     try:
@@ -28,6 +33,6 @@ def log_plot(call: Call, writer: RunWriter, name: str, *args: Any, **kwargs: Any
     except Exception as exc:
         if _state.strict():
             raise
-        call.info(f"plot {name!r} skipped: {type(exc).__name__}: {exc}")
+        call.errors.append(PlotError(f"plot {name!r} skipped: {type(exc).__name__}: {exc}"))
         return False
     return True

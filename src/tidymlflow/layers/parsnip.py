@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tidymlflow._log import fits
-from tidymlflow.layer import Layer, Patch
+from tidymlflow._read.fits import FitInfo
+from tidymlflow.layer import Call, Layer, Patch
 
 MODULE = "py_parsnip.model_spec"
 
@@ -18,10 +19,16 @@ def _spec(spec: Any) -> Any:
     return spec
 
 
+def _known(call: Call) -> FitInfo:
+    """A spec's fit before it runs: the spec and the formula argument."""
+    spec = call.instance
+    return FitInfo(spec, "formula", call.argument("formula"), str(spec.model_type))
+
+
 layer = Layer("parsnip", (
-    Patch(MODULE, "ModelSpec.fit", fits.fit_handler(_run_name)),
-    Patch(MODULE, "ModelSpec.fit_nested", fits.nested_handler(_spec)),
-    Patch(MODULE, "ModelSpec.fit_global", fits.fit_handler(_run_name, grouped=True)),
+    Patch(MODULE, "ModelSpec.fit", fits.fit_handler(_run_name, _known)),
+    Patch(MODULE, "ModelSpec.fit_nested", fits.nested_handler(_spec, _known)),
+    Patch(MODULE, "ModelSpec.fit_global", fits.fit_handler(_run_name, _known, grouped=True)),
     Patch(MODULE, "ModelFit.evaluate", fits.evaluate),
     Patch(MODULE, "NestedModelFit.evaluate", fits.evaluate),
 ))

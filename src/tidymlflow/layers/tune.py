@@ -11,7 +11,8 @@ from collections.abc import Generator
 from typing import Any
 
 from tidymlflow._log import resamples
-from tidymlflow._read.fits import model_name
+from tidymlflow._log.fits import log_known
+from tidymlflow._read.fits import describe_workflow, model_name
 from tidymlflow.layer import Call, Handler, Layer, Patch
 
 _TUNERS = (
@@ -27,6 +28,7 @@ def _fit_resamples(call: Call) -> Generator[None, Any, None]:
     workflow = call.argument("workflow")
     writer = call.start_run(f"fit_resamples: {model_name(workflow)}",
                             hierarchical=call.config.log_fold_runs)
+    log_known(writer, describe_workflow(workflow))
     results = yield
     resamples.log_resamples(call, writer, workflow, results, call.argument("resamples"))
 
@@ -35,6 +37,7 @@ def _tuner(function: str, method: str) -> Handler:
     def handler(call: Call) -> Generator[None, Any, None]:
         workflow = call.argument("workflow")
         parent = call.start_run(f"{function}: {model_name(workflow)}", hierarchical=True)
+        log_known(parent, describe_workflow(workflow))
         results = yield
         resamples.log_tuning(call, parent, workflow, results, method, call.argument("resamples"),
                              call.argument("metrics"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tidymlflow._log import fits
-from tidymlflow._read.fits import model_name
-from tidymlflow.layer import Layer, Patch
+from tidymlflow._read.fits import FitInfo, describe_workflow, model_name
+from tidymlflow.layer import Call, Layer, Patch
 
 MODULE = "py_workflows.workflow"
 
@@ -15,10 +15,15 @@ def _spec(workflow: Any) -> Any:
     return workflow.spec
 
 
+def _known(call: Call) -> FitInfo | None:
+    """A workflow's fit before it runs: its spec and formula (or recipe)."""
+    return describe_workflow(call.instance)
+
+
 layer = Layer("workflows", (
-    Patch(MODULE, "Workflow.fit", fits.fit_handler(model_name)),
-    Patch(MODULE, "Workflow.fit_nested", fits.nested_handler(_spec)),
-    Patch(MODULE, "Workflow.fit_global", fits.fit_handler(model_name, grouped=True)),
+    Patch(MODULE, "Workflow.fit", fits.fit_handler(model_name, _known)),
+    Patch(MODULE, "Workflow.fit_nested", fits.nested_handler(_spec, _known)),
+    Patch(MODULE, "Workflow.fit_global", fits.fit_handler(model_name, _known, grouped=True)),
     Patch(MODULE, "WorkflowFit.evaluate", fits.evaluate),
     Patch(MODULE, "NestedWorkflowFit.evaluate", fits.evaluate),
 ))

@@ -1,8 +1,9 @@
 """Stand-in for py_parsnip (see tests/standin/README.md)."""
 
+__version__ = "0.1.0"  # set before the imports: tidymlflow reads it while they run
+
 from py_parsnip.model_spec import ModelFit, ModelSpec
 
-__version__ = "0.1.0"
 
 
 def linear_reg(penalty=None, mixture=None, intercept=True, engine="sklearn") -> ModelSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,17 +33,18 @@ def expand_formula(formula: str, data: pd.DataFrame) -> str:
     return f"{lhs} ~ {rhs}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Blueprint:
-    """Like py_hardhat's Blueprint; its design info refuses to pickle, as patsy's does."""
+    """Like py_hardhat's Blueprint: the formula, roles, factor levels, the training frame's
+    dtypes and patsy's DesignInfo. That DesignInfo refuses pickling (patsy raises
+    NotImplementedError), so a formula-molded fit does not pickle, as in the real library."""
 
     formula: str
     roles: dict
     levels: dict = field(default_factory=dict)
     columns: list = field(default_factory=list)
-
-    def __reduce__(self):
-        raise NotImplementedError("Sorry, pickling not yet supported")
+    ptypes: dict = field(default_factory=dict)
+    design_info: Any = None
 
 
 @dataclass
@@ -53,36 +55,53 @@ class MoldedData:
     extras: dict = field(default_factory=dict)
 
 
-def _design(data: pd.DataFrame, terms: list, levels: dict) -> pd.DataFrame:
-    cols = {}
-    for t in terms:
-        s = data[t]
-        if t in levels:
-            for lev in levels[t][1:]:
-                cols[f"{t}[T.{lev}]"] = (s.astype(str) == lev).astype(float).to_numpy()
-        else:
-            cols[t] = s.astype(float).to_numpy()
-    return pd.DataFrame(cols, index=data.index)
+def _without_intercept(X: pd.DataFrame) -> pd.DataFrame:
+    # the stand-in engines fit their own intercept
+    return X.drop(columns=["Intercept"]) if "Intercept" in X.columns else X
 
 
 def mold(formula: str, data: pd.DataFrame) -> MoldedData:
+    """patsy.dmatrices, as py_hardhat.mold does; the DesignInfo goes on the blueprint."""
+    import patsy
+
     lhs, rhs = (s.strip() for s in formula.split("~", 1))
+    try:
+        y_mat, X_mat = patsy.dmatrices(formula, data, return_type="dataframe", NA_action="raise")
+    except Exception as exc:
+        raise ValueError(f"Failed to parse formula '{formula}': {exc}") from exc
+    X = _without_intercept(X_mat)
     terms = [_term(t) for t in rhs.split("+") if t.strip()]
-    for t in terms + [lhs]:
-        if t not in data.columns:
-            raise KeyError(f"column '{t}' in formula '{formula}' not found in data")
-    levels = {t: sorted(data[t].astype(str).unique())
-              for t in terms if not pd.api.types.is_numeric_dtype(data[t])}
-    X = _design(data, terms, levels)
-    bp = Blueprint(formula, {"outcome": [lhs], "predictor": terms}, levels, list(X.columns))
-    return MoldedData(X, data[[lhs]].astype(float), bp)
+    levels = {c: sorted(data[c].astype(str).unique()) for c in data.columns
+              if c != lhs and (pd.api.types.is_object_dtype(data[c])
+                               or pd.api.types.is_string_dtype(data[c])
+                               or isinstance(data[c].dtype, pd.CategoricalDtype))}
+    bp = Blueprint(formula, {"outcome": [lhs], "predictor": terms}, levels, list(X.columns),
+                   {c: str(data[c].dtype) for c in data.columns}, X_mat.design_info)
+    # an object-dtype outcome: patsy makes it categorical; the stand-in keeps its numbers and
+    # flags it, so that extract_outputs fails as the real library's does
+    categorical = len(y_mat.columns) > 1 or not pd.api.types.is_numeric_dtype(data[lhs])
+    return MoldedData(X, data[[lhs]].astype(float), bp,
+                      extras={"outcome_categorical": True} if categorical else {})
 
 
 def forge(new_data: pd.DataFrame, blueprint: Blueprint) -> MoldedData:
-    X = _design(new_data, blueprint.roles["predictor"], blueprint.levels)
+    """patsy.build_design_matrices with the stored DesignInfo, as py_hardhat.forge does."""
+    import patsy
+
+    for col, levels in blueprint.levels.items():
+        if col in new_data.columns:
+            new = set(new_data[col].astype(str).unique()) - set(levels)
+            if new:
+                raise ValueError(f"New factor levels found in '{col}': {new}. "
+                                 f"Expected levels: {set(levels)}")
+    try:
+        (X,) = patsy.build_design_matrices([blueprint.design_info], new_data,
+                                           return_type="dataframe", NA_action="raise")
+    except Exception as exc:
+        raise ValueError(f"Failed to apply blueprint to new data: {exc}") from exc
     lhs = blueprint.roles["outcome"][0]
     y = new_data[[lhs]] if lhs in new_data.columns else None
-    return MoldedData(X[blueprint.columns], y, blueprint)
+    return MoldedData(_without_intercept(X)[blueprint.columns], y, blueprint)
 
 
 def _ols_table(X: np.ndarray, y: np.ndarray, coef: np.ndarray, names: list) -> pd.DataFrame:
@@ -111,7 +130,8 @@ class _MoldedEngine:
                 "fitted": np.asarray(fitted, float), "formula": molded.blueprint.formula,
                 "coefficients": coefs, "n_params": molded.predictors.shape[1],
                 "dates": orig[dcol].to_numpy() if dcol else None, "date_col": dcol,
-                "extra_stats": list(extra)}
+                "extra_stats": list(extra), "original_training_data": orig,
+                "outcome_categorical": molded.extras.get("outcome_categorical", False)}
 
 
 class LinearRegEngine(_MoldedEngine):
@@ -210,7 +230,8 @@ class ArimaEngine:
                     "dates": data[dcol].to_numpy() if dcol else None,
                     "extra_stats": [("order", str((1, 0, 0))), ("aic", 4 - 2 * ll),
                                     ("bic", 2 * np.log(n) - 2 * ll), ("sigma2", model.sigma2_)]}
-        return fit_data, {"formula": formula, "outcome_name": outcome, "date_col": dcol}
+        return fit_data, {"formula": formula, "outcome_name": outcome, "date_col": dcol,
+                          "exog_vars": []}
 
     def predict_raw(self, fit, new_data, type="numeric"):
         m, h = fit.fit_data["model"], len(new_data)

@@ -34,6 +34,9 @@ def regression_rows(split: str, actuals, fitted, n_params: int) -> list[tuple]:
 def build_outputs(fit, train_resid_is_actuals: bool = False):
     """Return (outputs, coefficients, stats) for a stand-in ModelFit."""
     fd = fit.fit_data
+    if fd.get("outcome_categorical"):  # the real library's error for an object-dtype outcome
+        raise ValueError("Cannot construct a Series from a DataFrame. To select a single column, "
+                         "use df.iloc[:, 0].")
     name = fit.model_name or fit.spec.model_type
     group_name = fit.model_group_name or ""
     parts = []

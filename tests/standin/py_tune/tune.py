@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Optional
 
 import numpy as np
+import warnings
+
 import pandas as pd
 
 _INT_PARAMS = {"trees", "tree_depth", "min_n", "stop_iter", "mtry", "neighbors", "epochs"}
@@ -151,6 +153,14 @@ def _run(tasks, fn, n_jobs):
     return Parallel(n_jobs=k, backend="loky")(delayed(fn)(*t) for t in tasks)
 
 
+def _validate_n_jobs(n_jobs, task_count):
+    """Like py_tune.parallel_utils.validate_n_jobs: called by fit_resamples / tune_grid
+    directly, it warns with stacklevel=3, i.e. at the line that called them."""
+    if n_jobs is not None and n_jobs > task_count:
+        warnings.warn(f"n_jobs={n_jobs} is greater than task count ({task_count}). "
+                      f"Only {task_count} worker(s) will be utilized.", UserWarning, stacklevel=3)
+
+
 def _collect(results):
     metrics, preds = [], []
     for m, p, err in results:
@@ -169,6 +179,7 @@ def fit_resamples(workflow, resamples, metrics=None, control=None, n_jobs=None,
                   verbose=False) -> TuneResults:
     save_pred = bool((control or {}).get("save_pred", False))
     tasks = [(workflow, s, i, metrics, save_pred) for i, s in enumerate(resamples)]
+    _validate_n_jobs(n_jobs, len(tasks))
     m, p = _collect(_run(tasks, _fit_single_fold, n_jobs))
     return TuneResults(metrics=m, predictions=p, workflow=workflow, resamples=resamples,
                        grid=pd.DataFrame({".config": ["config_001"]}))
@@ -188,6 +199,7 @@ def tune_grid(workflow, resamples, grid=None, metrics=None, param_info=None, con
     tasks = [(workflow, {k: v for k, v in row.items() if k != ".config"}, row[".config"],
               split, i, metrics, save_pred)
              for _, row in grid_df.iterrows() for i, split in enumerate(resamples)]
+    _validate_n_jobs(n_jobs, len(tasks))
     m, p = _collect(_run(tasks, _fit_single_config_fold, n_jobs))
     return TuneResults(metrics=m, predictions=p, workflow=workflow, resamples=resamples,
                        grid=grid_df)
