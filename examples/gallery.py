@@ -2,8 +2,10 @@
 
     python examples/gallery.py [OUTPUT_FOLDER]     # default: ./gallery
 
-Logs to a temporary sqlite store (nothing is written to ./mlruns) and prints the time each plot
-took to draw. Uses the real py-tidymodels when importable, else the test stand-in.
+Logs to MLFLOW_TRACKING_URI when it is set, else to a new sqlite store in a temporary folder,
+into the experiment ``tidymlflow-gallery`` (artifacts next to the store; nothing is written to
+./mlruns), keeps the store and prints how to open it in the MLflow UI. Uses the real
+py-tidymodels when importable, else the test stand-in.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import warnings
 from pathlib import Path
 
 TMP = Path(tempfile.mkdtemp(prefix="tidymlflow-gallery-"))
-os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{TMP / 'gallery.db'}"
+os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{TMP / 'gallery.db'}")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 if importlib.util.find_spec("py_workflows") is None:
@@ -36,6 +38,8 @@ from py_recipes import recipe  # noqa: E402
 from py_rsample import vfold_cv  # noqa: E402
 from py_tune import fit_resamples, grid_regular, tune, tune_grid  # noqa: E402
 from py_workflows import workflow  # noqa: E402
+
+EXPERIMENT = "tidymlflow-gallery"
 
 
 def data(n: int = 365) -> pd.DataFrame:
@@ -98,10 +102,12 @@ def _workflowsets(folds, flat) -> None:
 def collect(output: Path) -> list[Path]:
     client = mlflow.MlflowClient()
     written = []
-    for run in mlflow.search_runs(search_all_experiments=True, output_format="list"):
+    for run in mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list"):
         if not client.list_artifacts(run.info.run_id, "plots"):
             continue
-        local = Path(client.download_artifacts(run.info.run_id, "plots", str(TMP / run.info.run_id)))
+        folder = TMP / "downloads" / run.info.run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        local = Path(client.download_artifacts(run.info.run_id, "plots", str(folder)))
         for plot in sorted(local.iterdir()):
             target = output / f"{_slug(run.info.run_name)}__{plot.name}"
             shutil.copy(plot, target)
@@ -116,12 +122,16 @@ def _slug(text: str) -> str:
 def main() -> None:
     output = Path(sys.argv[1] if len(sys.argv) > 1 else "gallery")
     output.mkdir(parents=True, exist_ok=True)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:  # artifacts next to the store, not ./mlruns
+        mlflow.create_experiment(EXPERIMENT, artifact_location=(TMP / "artifacts").as_uri())
+    mlflow.set_experiment(EXPERIMENT)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         runs()
     for path in collect(output):
         print(f"{path}  ({path.stat().st_size // 1024} KB)")
-    shutil.rmtree(TMP, ignore_errors=True)
+    shutil.rmtree(TMP / "downloads", ignore_errors=True)
+    print(f"Open the runs with:  mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}")
 
 
 if __name__ == "__main__":

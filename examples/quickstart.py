@@ -1,4 +1,5 @@
-"""Quickstart: one workflow fit, one evaluate and one per-store nested fit, tracked in MLflow.
+"""Quickstart: one run of each kind, tracked in MLflow: a workflow fit and its evaluate, a
+per-store nested fit, a recipe workflow, a tuning grid and a workflow-set comparison.
 
 Run it with ``python examples/quickstart.py``. It logs to ``sqlite:///mlruns.db`` in the current
 folder (artifacts in ``./mlartifacts``) unless MLFLOW_TRACKING_URI is set, and prints how to
@@ -27,6 +28,9 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from py_parsnip import linear_reg  # noqa: E402
+from py_recipes import recipe  # noqa: E402
+from py_rsample import vfold_cv  # noqa: E402
+from py_tune import grid_regular, tune, tune_grid  # noqa: E402
 from py_workflows import workflow  # noqa: E402
 
 EXPERIMENT = "tidymlflow-quickstart"
@@ -50,8 +54,26 @@ wf = workflow().add_formula("y ~ price + promo").add_model(linear_reg())
 fit = wf.fit(train).evaluate(test)
 nested = wf.fit_nested(data.iloc[:160], group_col="store", per_group_prep=False)
 
+# a recipe workflow: normalize, then PCA (the recipe's learned state is logged with the fit)
+rec = recipe().step_normalize(["price", "promo"]).step_pca(["price", "promo"], num_comp=2)
+workflow().add_recipe(rec).add_model(linear_reg()).fit(train.drop(columns=["date"]))
+
+# a tuning grid: a parent run with one child per candidate, best first
+folds = vfold_cv(train.drop(columns=["date"]), v=5, seed=1)
+tuned = workflow().add_formula("y ~ price + promo").add_model(linear_reg(penalty=tune(), mixture=tune()))
+tune_grid(tuned, folds, grid=grid_regular({"penalty": {"range": (0.001, 1.0)},
+                                           "mixture": {"range": (0.0, 1.0)}}, levels=3))
+
+try:  # a workflow-set comparison (the real py_workflowsets also needs seaborn)
+    from py_workflowsets import WorkflowSet
+except ImportError as exc:
+    print(f"skipping the workflow set: {exc}")
+else:
+    WorkflowSet.from_cross(["y ~ price", "y ~ price + promo"],
+                           [linear_reg(), linear_reg(penalty=0.1, mixture=1.0)]).fit_resamples(folds)
+
 outputs, coefficients, stats = fit.extract_outputs()
 test_rmse = stats.loc[(stats["split"] == "test") & (stats["metric"] == "rmse"), "value"].iloc[0]
-runs = mlflow.search_runs(search_all_experiments=False)
+runs = mlflow.search_runs(experiment_names=[EXPERIMENT])
 print(f"test rmse {float(test_rmse):.3f}; {len(runs)} runs in experiment 'tidymlflow-quickstart'")
 print(f"Open them with:  mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}")

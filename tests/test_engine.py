@@ -197,7 +197,7 @@ def test_two_threads_get_two_runs(store, split):
     [t.join() for t in threads]
     assert not errors
     runs = store.runs()
-    assert sorted(r.info.run_name for r in runs) == ["t1", "t2"]
+    assert sorted(r.info.run_name for r in runs) == ["t1: y ~ x1 + x2", "t2: y ~ x1 + x2"]
     assert all("mlflow.parentRunId" not in r.data.tags for r in runs)
 
 
@@ -214,7 +214,7 @@ def test_single_fit_logs_into_user_run_then_nests(store, split, data):
     assert user.data.params["model_type"] == "linear_reg" and "train_rmse" in user.data.metrics
     assert user.data.tags["tidymlflow.call"] == "Workflow.fit"
     direct = {r.info.run_name for r in store.children(user)}
-    assert direct == {"linear_reg", "linear_reg by store"}
+    assert direct == {"linear_reg: y ~ x1 + x2", "linear_reg by store"}
     assert user.info.status == "FINISHED"  # ended by the user, not by tidymlflow
     assert len(store.runs()) == 1 + 2 + 4
 
@@ -226,7 +226,7 @@ def test_exclusive_logs_nothing_inside_user_run(store, split):
     with mlflow.start_run(run_name="mine"):
         _wf().fit(split[0])
     _wf().fit(split[0])
-    assert sorted(r.info.run_name for r in store.runs()) == ["linear_reg", "mine"]
+    assert sorted(r.info.run_name for r in store.runs()) == ["linear_reg: y ~ x1 + x2", "mine"]
     assert store.run("mine").data.params == {}
 
 

@@ -17,7 +17,7 @@ def test_modelspec_fit_and_evaluate(store, split):
     runs = store.runs()
     assert len(runs) == 1
     run = runs[0]
-    assert run.info.run_name == "linear_reg"
+    assert run.info.run_name == "linear_reg: y ~ x1 + x2"
     assert run.data.tags["tidymlflow.layer"] == "parsnip"
     assert run.data.tags["tidymlflow.call"] == "ModelSpec.fit"
     assert run.data.params["args.penalty"] == "0.1" and run.data.params["args.mixture"] == "0.5"

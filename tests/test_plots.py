@@ -82,7 +82,7 @@ def _render(name, tmp_path, args, kwargs, plotly_js="cdn"):
     assert figure is not None, name
     ext = "html" if name in plots.INTERACTIVE else "png"
     path = tmp_path / f"{name}.{ext}"
-    plots.save(name, figure, str(path), plotly_js)
+    plots.save(figure, str(path), plotly_js)
     return path.read_bytes()
 
 
@@ -147,6 +147,22 @@ def test_edge_cases_draw_without_error(case, tmp_path):
     for name, args in EDGE[case]:
         content = _render(name, tmp_path, args, {})
         assert 1_000 < len(content) < 5_000_000, (name, len(content))
+        if name in plots.INTERACTIVE:  # and its png twin
+            path = tmp_path / f"{name}.png"
+            plots.save(plots.draw_png(name, *args), str(path))
+            assert path.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_interactive_plots_have_a_png_twin_and_an_offline_message(tmp_path):
+    for name in sorted(plots.INTERACTIVE):
+        args, kwargs = CASES[name]()
+        page = _render(name, tmp_path, args, kwargs).decode()
+        assert "plotly.js could not be loaded" in page and f"{name}.png" in page
+        body = page[page.index("<body>"):]
+        assert body.index("tidymlflow-offline") < body.index("window.Plotly")  # shown, then hidden by JS
+        path = tmp_path / f"{name}.png"
+        plots.save(plots.draw_png(name, *args, **kwargs), str(path))
+        assert 5_000 < len(path.read_bytes()) < 500_000 and path.read_bytes().startswith(PNG_MAGIC)
 
 
 def test_inputs_with_nothing_to_show_give_no_figure():

@@ -31,9 +31,9 @@ def test_fit_and_evaluate_plots_leave_pyplot_alone(store, split):
     train, test = split
     fit = _wf().fit(train)
     (run,) = store.runs()
-    assert _plots(store, run) == ["forecast.html", "residual_diagnostics.png"]
+    assert _plots(store, run) == ["forecast.html", "forecast.png", "residual_diagnostics.png"]
     fit.evaluate(test)
-    assert _plots(store, run) == ["forecast.html", "residual_diagnostics.png"]
+    assert _plots(store, run) == ["forecast.html", "forecast.png", "residual_diagnostics.png"]
     assert plt.gcf() is mine and plt.get_fignums() == before
     plt.close(mine)
 
@@ -61,10 +61,11 @@ def test_nested_recipe_resample_and_tuning_plots(store, data, split):
     flat = data.drop(columns=["date"])
     _wf().fit_nested(data, "store", per_group_prep=False)
     nested = store.run("linear_reg by store")
-    assert _plots(store, nested) == ["coefficient_variation.png", "forecast.html", "per_group_heatmap.png"]
+    assert _plots(store, nested) == ["coefficient_variation.png", "forecast.html", "forecast.png",
+                                     "per_group_heatmap.png"]
 
     recipe().step_normalize(["x1", "x2"]).step_pca(["x1", "x2"], num_comp=2).prep(flat)
-    assert _plots(store, store.run("recipe")) == ["feature_correlation.png", "pca_scree.png"]
+    assert _plots(store, store.run("recipe: normalize > pca")) == ["feature_correlation.png", "pca_scree.png"]
 
     train, _ = split
     folds = vfold_cv(train, v=3, seed=1)
@@ -75,6 +76,7 @@ def test_nested_recipe_resample_and_tuning_plots(store, data, split):
     tune_grid(_wf(model=linear_reg(penalty=tune())), folds,
               grid=grid_regular({"penalty": {"range": (0.01, 1.0)}}, levels=3))
     assert _plots(store, store.run("tune_grid: linear_reg")) == ["parallel_coordinates.html",
+                                                                 "parallel_coordinates.png",
                                                                  "parameter_sensitivity.png"]
 
 
@@ -101,7 +103,7 @@ def test_log_plots_selects_by_name_and_false_draws_none(store, split):
     tidymlflow.autolog(log_plots=False)
     _wf("y ~ x1").fit(train)
     runs = {r.data.params["formula"]: r for r in store.runs()}
-    assert _plots(store, runs["y ~ x1 + x2"]) == ["forecast.html"]
+    assert _plots(store, runs["y ~ x1 + x2"]) == ["forecast.html", "forecast.png"]
     assert _plots(store, runs["y ~ x1"]) == []
     with pytest.raises(ValueError, match="residual_diagnostics"):
         tidymlflow.autolog(log_plots={"no_such_plot"})
@@ -119,9 +121,9 @@ def test_a_failing_plot_is_one_warning_and_the_rest_is_logged(store, split, monk
     with pytest.warns(TidyMLflowWarning, match="residual_diagnostics.*drawing failed"):
         _wf().fit(split[0])
     (run,) = store.runs()
-    assert _plots(store, run) == ["forecast.html"]
+    assert _plots(store, run) == ["forecast.html", "forecast.png"]
     assert "train_rmse" in run.data.metrics
-    assert len(store.client.list_artifacts(run.info.run_id, "tidymodels")) == 3
+    assert len(store.client.list_artifacts(run.info.run_id, "tidymodels")) == 6  # parquet + csv twins
 
     monkeypatch.setenv("TIDYMLFLOW_STRICT", "1")
     with pytest.raises(RuntimeError, match="drawing failed"):

@@ -112,7 +112,7 @@ def test_direct_prep_is_one_recipe_run(store, mixed):
     prepared = rec.prep(mixed.assign(const=1.0))
 
     runs = store.runs()
-    assert [r.info.run_name for r in runs] == ["recipe"]
+    assert [r.info.run_name for r in runs] == ["recipe: zv > lag > select_variance_threshold"]
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert run.data.tags["tidymlflow.call"] == "Recipe.prep"
@@ -147,7 +147,7 @@ def test_step_without_tabular_state_logs_params_and_steps_only(store, mixed):
     tidymlflow.autolog()
     recipe().step_log(["x2"], offset=10.0).prep(mixed)
 
-    run = store.run("recipe")
+    run = store.run("recipe: log")
     assert run.data.params["recipe.0.step_log.offset"] == "10.0"
     assert [a.path for a in store.client.list_artifacts(run.info.run_id, "recipe/learned")] == []
     assert _json(store, run, "recipe/steps.json")[0]["prepared_class"] == "PreparedStepLog"
@@ -160,7 +160,7 @@ def test_log_models_logs_the_prepared_recipe(store, mixed):
     tidymlflow.autolog(log_models=True)
     prepared = recipe().step_normalize(all_numeric_predictors()).prep(mixed)
 
-    run = store.run("recipe")
+    run = store.run("recipe: normalize")
     local = store.client.download_artifacts(run.info.run_id, "recipe/prepared_recipe.pkl",
                                             str(store.root / "model"))
     with open(local, "rb") as fh:
@@ -190,7 +190,7 @@ def test_prep_inside_user_run_nests_and_recipes_false_logs_nothing(store, mixed)
     mine = store.run("mine")
     assert mine.data.params["recipe.steps"] == "step_normalize"
     (child,) = store.children(mine)
-    assert child.info.run_name == "recipe"
+    assert child.info.run_name == "recipe: log"
     assert child.data.params["recipe.steps"] == "step_log"
 
 

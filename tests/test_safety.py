@@ -120,8 +120,9 @@ def test_old_names_in_closures_and_exec_namespaces_are_rebound(store, split):
     tidymlflow.autolog(log_plots=False)
     runner(_tuned(), _folds(split[0]), _grid())
     namespace["fit_resamples"](_wf(), _folds(split[0]))
-    names = sorted(r.info.run_name for r in store.runs())
-    assert names == ["config_001", "config_002", "fit_resamples: linear_reg", "tune_grid: linear_reg"]
+    names = sorted(r.info.run_name.split(" ", 1)[-1] if r.info.run_name.startswith("#") else r.info.run_name
+                   for r in store.runs())
+    assert names == ["fit_resamples: linear_reg", "penalty=0.01", "penalty=1", "tune_grid: linear_reg"]
 
 
 def test_tuner_under_a_local_name_never_logs_its_fold_fits(store, split):
@@ -228,16 +229,17 @@ def test_failed_fit_run_has_what_was_known_and_the_error(store, split):
 
 # -- 9. the library's warnings keep the user's line -------------------------------------------------------
 def test_library_warning_points_at_the_users_line(store, split):
-    from py_tune import fit_resamples
+    import py_tune
 
     folds = _folds(split[0], v=2)
     with warnings.catch_warnings(record=True) as before:
         warnings.simplefilter("always")
-        fit_resamples(_wf(), folds, n_jobs=3); line = sys._getframe().f_lineno  # noqa: E702
+        py_tune.fit_resamples(_wf(), folds, n_jobs=3); line = sys._getframe().f_lineno  # noqa: E702
     tidymlflow.autolog(log_plots=False)
+    assert hasattr(py_tune.fit_resamples, "__wrapped__")  # the patched function is the one called
     with warnings.catch_warnings(record=True) as after:
         warnings.simplefilter("always")
-        fit_resamples(_wf(), folds, n_jobs=3); line_after = sys._getframe().f_lineno  # noqa: E702
+        py_tune.fit_resamples(_wf(), folds, n_jobs=3); line_after = sys._getframe().f_lineno  # noqa: E702
     (plain,) = [w for w in before if "task count" in str(w.message)]
     (patched,) = [w for w in after if "task count" in str(w.message)]
     assert (plain.filename, plain.lineno) == (__file__, line)

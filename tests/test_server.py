@@ -77,13 +77,13 @@ def test_fit_evaluate_and_tuning_over_a_real_server(server, split, monkeypatch, 
     tune_grid(wf, vfold_cv(train, v=3, seed=1), grid=grid)
 
     names = sorted(r.info.run_name for r in top_runs(store))
-    assert names == ["linear_reg", "tune_grid: linear_reg"]
-    run = store.run("linear_reg")
+    assert names == ["linear_reg: y ~ x1 + x2", "tune_grid: linear_reg"]
+    run = store.run("linear_reg: y ~ x1 + x2")
     assert {"train_rmse", "test_rmse"} <= set(run.data.metrics)
     outputs = store.table(run, "tidymodels/outputs.parquet")
     assert set(outputs["split"]) == {"train", "test"}
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert plots == {"plots/forecast.html", "plots/residual_diagnostics.png"}
+    assert plots == {"plots/forecast.html", "plots/forecast.png", "plots/residual_diagnostics.png"}
     parent = store.run("tune_grid: linear_reg")
     assert len(store.children(parent)) == 3
     assert len(store.table(parent, "tune/summary.parquet")) == 3

@@ -71,17 +71,18 @@ def test_tune_grid_parent_and_one_child_per_candidate(store, split, caplog):
     metrics = results.collect_metrics()
     for child in children:
         config = child.data.tags["tune.config"]
-        assert child.info.run_name == config
         row = grid[grid[".config"] == config].iloc[0]
+        rank = child.data.tags["rank"]
+        assert child.info.run_name == f"#{rank} penalty={row['penalty']:.4g} mixture={row['mixture']:.4g}"
         assert float(child.data.params["args.penalty"]) == pytest.approx(row["penalty"])
         for metric in ("rmse", "mae", "r_squared"):
             stats = summary.loc[(config, metric)]
             got = child.data.metrics
             assert got[f"cv_{metric}_mean"] == pytest.approx(stats["mean"])
             assert got[f"cv_{metric}_std"] == pytest.approx(stats["std"])
-            assert got[f"cv_{metric}_n"] == stats["count"]
+            assert child.data.params[f"cv_{metric}_n"] == str(int(stats["count"]))
         folds = metrics[(metrics[".config"] == config) & (metrics["metric"] == "rmse")]
-        series = sorted(store.history(child, "cv_rmse"), key=lambda m: m.step)
+        series = sorted(store.history(child, "cv_rmse_fold"), key=lambda m: m.step)
         assert [m.step for m in series] == [0, 1, 2, 3, 4]
         assert [m.value for m in series] == pytest.approx(folds["value"].tolist())
 
@@ -153,7 +154,7 @@ def test_fit_resamples_run(store, data):
     metrics = results.collect_metrics()
     for metric, part in metrics.groupby("metric"):
         assert run.data.metrics[f"cv_{metric}_mean"] == pytest.approx(part["value"].mean())
-        assert run.data.metrics[f"cv_{metric}_n"] == len(part)
+        assert run.data.params[f"cv_{metric}_n"] == str(len(part))
     folds_table = store.table(run, "resamples/folds.parquet")
     assert folds_table["fold"].tolist() == [s.split.id for s in folds]
     first = folds.splits[0].split
@@ -182,7 +183,7 @@ def test_run_count_depends_on_folds_only_with_log_fold_runs(store, split):
     folds = sorted(store.children(resample_parent), key=lambda r: int(r.data.tags["fold.position"]))
     assert [f.info.run_name for f in folds] == ["Fold01", "Fold02", "Fold03"]
     assert folds[0].data.tags["fold"] == "Fold01" and "fold.test_start" in folds[0].data.tags
-    assert all("cv_rmse" in f.data.metrics for f in folds)
+    assert all("cv_rmse_fold" in f.data.metrics for f in folds)
 
     before = len(store.runs())
     tune_grid(_wf(penalty=_tune()), _folds(train, v=3), grid=grid)  # 1 parent, 2 candidates, 3 folds each
@@ -192,8 +193,8 @@ def test_run_count_depends_on_folds_only_with_log_fold_runs(store, split):
     candidate = store.children(parent)[0]
     folds = store.children(candidate)
     assert sorted(f.info.run_name for f in folds) == ["Fold01", "Fold02", "Fold03"]
-    metrics = {int(f.data.tags["fold.position"]): f.data.metrics["cv_rmse"] for f in folds}
-    series = {m.step: m.value for m in store.history(candidate, "cv_rmse")}
+    metrics = {int(f.data.tags["fold.position"]): f.data.metrics["cv_rmse_fold"] for f in folds}
+    series = {m.step: m.value for m in store.history(candidate, "cv_rmse_fold")}
     assert metrics == pytest.approx(series)
 
 
@@ -231,8 +232,8 @@ def test_tuners_make_one_parent(store, split):
     metrics = race.collect_metrics()
     for child in store.children(race_parent):
         rows = metrics[(metrics[".config"] == child.data.tags["tune.config"]) & (metrics["metric"] == "rmse")]
-        assert child.data.metrics["cv_rmse_n"] == len(rows)  # labels repeat, rows all count
-        series = sorted(store.history(child, "cv_rmse"), key=lambda m: m.step)
+        assert child.data.params["cv_rmse_n"] == str(len(rows))  # labels repeat, rows all count
+        series = sorted(store.history(child, "cv_rmse_fold"), key=lambda m: m.step)
         assert [m.step for m in series] == list(range(len(rows)))
         assert [m.value for m in series] == pytest.approx(rows["value"].tolist())
 

@@ -21,7 +21,7 @@ def test_workflow_fit_logs_one_run_per_spec(store, split):
     fit = _wf().fit(train)
 
     runs = store.runs()
-    assert [r.info.run_name for r in runs] == ["linear_reg"]
+    assert [r.info.run_name for r in runs] == ["linear_reg: y ~ x1 + x2"]
     run = runs[0]
     assert run.info.status == "FINISHED"
     tags = run.data.tags
@@ -90,7 +90,7 @@ def test_recipe_workflow_fit_is_one_run(store, split):
 def test_model_name_is_the_run_name(store, split):
     tidymlflow.autolog()
     _wf().add_model_name("baseline ∑/1").fit(split[0])
-    assert [r.info.run_name for r in store.runs()] == ["baseline ∑/1"]
+    assert [r.info.run_name for r in store.runs()] == ["baseline ∑/1: y ~ x1 + x2"]
 
 
 def test_fit_nested_makes_parent_and_child_per_group(store, data):

@@ -57,18 +57,19 @@ def test_fit_resamples_parent_and_a_child_per_workflow(store, split):
     assert parent.data.metrics["best_cv_rmse_mean"] == pytest.approx(
         summary.loc[(ranked["wflow_id"].iloc[0], "rmse"), "mean"])
     for child in children:
-        wid = child.info.run_name
+        wid = child.data.tags["wflow_id"]
         tags = child.data.tags
-        assert tags["wflow_id"] == wid and tags["model_type"] == ws[wid].spec.model_type
+        assert child.info.run_name == f"#{tags['rank']} {ws[wid].spec.model_type}: {ws[wid].preprocessor}"
+        assert tags["model_type"] == ws[wid].spec.model_type
         assert tags["preprocessor"] == "formula"
         assert child.data.params["formula"] == ws[wid].preprocessor
         for metric in ("rmse", "mae", "r_squared"):
             row = summary.loc[(wid, metric)]
             assert child.data.metrics[f"cv_{metric}_mean"] == pytest.approx(row["mean"])
             assert child.data.metrics[f"cv_{metric}_std"] == pytest.approx(row["std"])
-            assert child.data.metrics[f"cv_{metric}_n"] == row["n"]
-        assert len(store.history(child, "cv_rmse")) == 5
-    ranks = {c.info.run_name: int(c.data.tags["rank"]) for c in children}
+            assert child.data.params[f"cv_{metric}_n"] == str(row["n"])
+        assert len(store.history(child, "cv_rmse_fold")) == 5
+    ranks = {c.data.tags["wflow_id"]: int(c.data.tags["rank"]) for c in children}
     assert sorted(ranks, key=ranks.get) == ranked["wflow_id"].tolist()
 
     info = store.table(parent, "workflowset/info.parquet")
@@ -134,7 +135,7 @@ def test_tune_grid_child_holds_the_best_candidate(store, split, caplog):
     assert len(children) == 2 and len(store.runs()) == 1 + 2 + 2 * 2
     best_means = {}
     for child in children:
-        wid = child.info.run_name
+        wid = child.data.tags["wflow_id"]
         tuned = next(r["tune_results"] for r in results.results if r["wflow_id"] == wid)
         best = tuned.select_best("rmse", maximize=False)
         assert float(child.data.params["best.penalty"]) == pytest.approx(best["penalty"])
@@ -188,7 +189,7 @@ def test_fit_global_child_per_workflow(store, data):
     children = store.children(parent)
     assert len(children) == 2 and len(store.runs()) == 3
     for child in children:
-        fit = next(r["fit"] for r in results.results if r["wflow_id"] == child.info.run_name)
+        fit = next(r["fit"] for r in results.results if r["wflow_id"] == child.data.tags["wflow_id"])
         assert child.data.metrics["train_rmse"] == pytest.approx(
             tm_metric(fit.extract_outputs()[2], "train", "rmse"))
         assert child.data.params["group_col"] == "store"
@@ -220,10 +221,11 @@ def test_group_resamplesrun_tree(store, data, call):
     for g in grandchildren:
         row = summary.loc[(g.data.tags["wflow_id"], g.data.tags["group"], "rmse")]
         assert g.data.metrics["cv_rmse_mean"] == pytest.approx(row["mean"])
-        assert g.data.metrics["cv_rmse_n"] == row["n"]
+        assert g.data.params["cv_rmse_n"] == str(row["n"])
     overall = results.collect_metrics(by_group=False).set_index(["wflow_id", "metric"])
     for c in children:
-        assert c.data.metrics["cv_rmse_mean"] == pytest.approx(overall.loc[(c.info.run_name, "rmse"), "mean"])
+        wid = c.data.tags["wflow_id"]
+        assert c.data.metrics["cv_rmse_mean"] == pytest.approx(overall.loc[(wid, "rmse"), "mean"])
     assert parent.data.params["best_wflow_id"] == results.rank_results("rmse")["wflow_id"].iloc[0]
 
 
@@ -238,7 +240,7 @@ def test_failed_workflow_is_recorded_not_raised(store, split, caplog):
     info = store.table(parent, "workflowset/info.parquet").set_index("wflow_id")
     assert info.loc["prep_2_linear_reg_1", "status"] == "failed"
     assert info.loc["prep_1_linear_reg_1", "status"] == "ok"
-    assert [c.info.run_name for c in store.children(parent)] == ["prep_1_linear_reg_1"]
+    assert [c.data.tags["wflow_id"] for c in store.children(parent)] == ["prep_1_linear_reg_1"]
 
 
 def test_failed_nested_workflow_keeps_its_error(store, data, caplog):
@@ -252,6 +254,6 @@ def test_failed_nested_workflow_keeps_its_error(store, data, caplog):
     assert info.loc["prep_2_linear_reg_1", "status"] == "failed"
     assert info.loc["prep_2_linear_reg_1", "error"] == next(
         r["error"] for r in results.results if r["wflow_id"] == "prep_2_linear_reg_1")
-    assert [c.info.run_name for c in store.children(parent)] == ["prep_1_linear_reg_1"]
+    assert [c.data.tags["wflow_id"] for c in store.children(parent)] == ["prep_1_linear_reg_1"]
     results.evaluate(data.drop(columns=["date"]))  # the failed workflow is skipped, nothing raises
     assert len(store.runs()) == 1 + 1 + 4

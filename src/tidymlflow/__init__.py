@@ -5,12 +5,13 @@ Importing this package imports neither mlflow, matplotlib, plotly nor py-tidymod
 
 from __future__ import annotations
 
+import types
 from collections.abc import Collection, Mapping
 
 from tidymlflow._version import __version__
 from tidymlflow.errors import TidyMLflowError, TidyMLflowWarning
 
-__all__ = ["autolog", "TidyMLflowError", "TidyMLflowWarning", "__version__"]
+__all__ = ["autolog", "run_id", "TidyMLflowError", "TidyMLflowWarning", "__version__"]
 
 
 def autolog(
@@ -24,6 +25,7 @@ def autolog(
     log_plots: bool | Collection[str] = True,
     plotly_js: str = "cdn",
     log_models: bool = False,
+    registered_model_name: str | None = None,
     log_datasets: bool = True,
     log_fold_runs: bool = False,
     max_tuning_runs: int | None = 20,
@@ -48,3 +50,21 @@ def autolog(
         _engine.deactivate()
     else:
         _engine.activate(config)
+
+
+def run_id(obj: object) -> str | None:
+    """The id of the run that logged ``obj`` (a fit, a nested fit or a results object), or None
+    when tidymlflow did not log it (or it was logged before this process started)."""
+    from tidymlflow._runs import registry
+
+    logged = registry.lookup(obj)
+    return None if logged is None else logged.run_id
+
+
+def __getattr__(name: str) -> types.ModuleType:
+    """``tidymlflow.models`` (and ``tidymlflow.readback``) load MLflow on first use only (PEP 562)."""
+    if name in ("models", "readback"):
+        import importlib
+
+        return importlib.import_module(f"tidymlflow.{name}")
+    raise AttributeError(f"module 'tidymlflow' has no attribute {name!r}")

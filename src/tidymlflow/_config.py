@@ -27,6 +27,7 @@ class AutologConfig:
     log_fold_runs: bool = False
     max_tuning_runs: int | None = 20
     extra_tags: Mapping[str, str] = field(default_factory=dict)
+    registered_model_name: str | None = None
     exclusive: bool = False
     disable: bool = False
     silent: bool = False
@@ -96,6 +97,18 @@ def _tags(value: Any) -> dict[str, str]:
     return tags
 
 
+def _model_name(value: Any, log_models: bool) -> str | None:
+    """registered_model_name: a non-empty string, and only with log_models=True."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"autolog(): registered_model_name must be a non-empty string or None, got {value!r}")
+    if not log_models:
+        raise ValueError("autolog(): registered_model_name needs log_models=True (only logged models can be "
+                         "registered)")
+    return value
+
+
 def _layer_flags(builtin: Mapping[str, Any], extra: Any, registered: Collection[str]) -> dict[str, bool]:
     flags = {name: _require_bool(name, value) for name, value in builtin.items()}
     if extra is None:
@@ -125,5 +138,6 @@ def build_config(flags: dict[str, Any], registered: Collection[str]) -> AutologC
         plotly_js=flags["plotly_js"],
         max_tuning_runs=_max_runs(flags["max_tuning_runs"]),
         extra_tags=_tags(flags["extra_tags"]),
+        registered_model_name=_model_name(flags["registered_model_name"], flags["log_models"]),
         **{name: flags[name] for name in _BOOL_FLAGS},
     )

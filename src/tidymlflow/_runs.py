@@ -55,11 +55,11 @@ def user_run() -> Any:
 
 
 def open_run(client: Any, name: str, tags: dict[str, str], *, parent: RunWriter | None,
-             hierarchical: bool) -> tuple[RunWriter, bool]:
+             hierarchical: bool, start_time: int | None = None) -> tuple[RunWriter, bool]:
     """Return (writer, owned): a new run, or the user's active run for a single fit."""
     if parent is not None:
         experiment_id = parent.experiment_id or str(client.get_run(parent.run_id).info.experiment_id)
-        return _create(client, experiment_id, name, {**tags, PARENT_TAG: parent.run_id}), True
+        return _create(client, experiment_id, name, {**tags, PARENT_TAG: parent.run_id}, start_time), True
     active = user_run()
     if active is None:
         from mlflow.tracking.fluent import _get_experiment_id
@@ -78,10 +78,32 @@ def open_run(client: Any, name: str, tags: dict[str, str], *, parent: RunWriter 
     return _create(client, experiment_id, name, {**tags, PARENT_TAG: run_id}), True
 
 
-def _create(client: Any, experiment_id: str, name: str, tags: dict[str, str]) -> RunWriter:
-    run = client.create_run(experiment_id, start_time=int(time.time() * 1000), tags=tags,
-                            run_name=name)
+def _create(client: Any, experiment_id: str, name: str, tags: dict[str, str],
+            start_time: int | None = None) -> RunWriter:
+    _model_training_view(client, experiment_id)
+    run = client.create_run(experiment_id, start_time=start_time or now_ms(), tags=tags, run_name=name)
     return RunWriter(client, run.info.run_id, experiment_id)
+
+
+def now_ms() -> int:
+    """The current time as MLflow stores it (milliseconds since the epoch)."""
+    return int(time.time() * 1000)
+
+
+#: The experiment tag MLflow's UI reads to open an experiment in its model-training view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+_kinds_checked: set[tuple[str, str]] = set()
+
+
+def _model_training_view(client: Any, experiment_id: str) -> None:
+    """Once per experiment and process: an experiment without a kind opens in the MLflow UI's
+    model-training view (runs), not its GenAI view (traces)."""
+    key = (str(client.tracking_uri), experiment_id)
+    if key in _kinds_checked:
+        return
+    _kinds_checked.add(key)
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
 
 
 @dataclass

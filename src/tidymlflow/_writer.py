@@ -12,6 +12,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+#: Rows of a table's CSV twin (the preview in the MLflow UI); the parquet file has them all.
+CSV_ROWS = 10_000
+
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
 
@@ -35,6 +38,7 @@ class RunWriter:
                  shared: bool = False):
         self.client = client
         self.shared = shared  # a run someone else also logs to (the user's): params may clash
+        self.end_time: int | None = None  # None: the run ends when it is written
         self.run_id = run_id
         self.experiment_id = experiment_id
         self.params: dict[str, str] = {}
@@ -77,7 +81,9 @@ class RunWriter:
         return path
 
     def log_table(self, frame: Any, relative: str) -> None:
-        """Stage a DataFrame as parquet; object columns mixing types are written as text."""
+        """Stage a DataFrame as ``<name>.parquet`` (object columns mixing types as text) for
+        reading back, and a CSV twin that the MLflow UI previews as a grid: ``<name>.csv``, or
+        ``<name>.first_<N>_rows.csv`` when the table has more than ``CSV_ROWS`` rows."""
         path = self.artifact_path(relative)
         if not all(isinstance(c, str) for c in frame.columns):
             frame = frame.rename(columns=str)
@@ -88,6 +94,10 @@ class RunWriter:
             for col in [c for c in frame.columns if frame[c].dtype == object]:
                 frame[col] = frame[col].map(_as_text)
             frame.to_parquet(path, index=False)
+        stem = path[: -len(".parquet")] if path.endswith(".parquet") else path
+        capped = len(frame) > CSV_ROWS
+        frame.head(CSV_ROWS).to_csv(f"{stem}.first_{CSV_ROWS}_rows.csv" if capped else f"{stem}.csv",
+                                    index=False)
 
     def log_dict(self, obj: Any, relative: str) -> None:
         with open(self.artifact_path(relative), "w", encoding="utf-8") as fh:

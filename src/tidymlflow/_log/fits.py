@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
+from tidymlflow._log import comparison
 from tidymlflow._log.plots import log_plot
 from tidymlflow._read import common, fits
 from tidymlflow._read.fits import FitInfo, Outputs
@@ -23,7 +24,7 @@ def log_info(writer: RunWriter, info: FitInfo, **extra_params: Any) -> None:
 def log_known(writer: RunWriter, info: FitInfo | None) -> None:
     """What is known of a fit before it runs (spec, engine, formula or recipe): a run whose fit
     fails still says what was fitted. The fit's own params replace these when it succeeds."""
-    if info is not None:
+    if info is not None and info.spec is not None:
         log_info(writer, info)
 
 
@@ -32,6 +33,27 @@ def log_tables(call: Call, writer: RunWriter, frames: Outputs) -> None:
     if call.config.log_outputs:
         for name, frame in zip(fits.TABLES, frames):
             writer.log_table(frame, f"tidymodels/{name}.parquet")
+
+
+#: The tag that points at a fit's logged model (``log_models=True``).
+MODEL_URI_TAG = "tidymlflow.model_uri"
+
+
+def log_model(call: Call, writer: RunWriter, fit: Any) -> None:
+    """With ``log_models``, the fit as an MLflow model named ``model`` linked to its run (and
+    registered under ``registered_model_name``); the run's tag ``tidymlflow.model_uri`` points at
+    it. A model that cannot be logged is one of the call's logging errors; the rest stays."""
+    if not call.config.log_models:
+        return
+    from tidymlflow import models
+
+    try:
+        info = models.log_model(fit, name="model", registered_model_name=call.config.registered_model_name,
+                                run_id=writer.run_id)
+    except Exception as exc:
+        call.errors.append(exc)
+        return
+    writer.set_tags({MODEL_URI_TAG: info.model_uri})
 
 
 def log_dataset(call: Call, writer: RunWriter, data: Any, context: str) -> None:
@@ -80,6 +102,7 @@ def log_single(call: Call, writer: RunWriter, fit: Any, data: Any = None,
     fit_plots(call, writer, frames)
     log_dataset(call, writer, data, "train")
     call.contribute(writer, fit)
+    log_model(call, writer, fit)
 
 
 def _register(fit: Any, logged: LoggedRun) -> None:
@@ -118,6 +141,7 @@ def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> 
     parent.log_params(params)
     parent.set_tags({**first.tags(), "group_col": group_col})
     parent.log_metrics(common.group_summary(per_group))
+    _describe_nested(parent, first, group_col, per_group)
     if call.duration is not None:
         parent.log_metric("fit_duration_s", call.duration)
     if frames is not None:
@@ -125,7 +149,17 @@ def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> 
         nested_plots(call, parent, frames, group_col)
     log_dataset(call, parent, data, "train")
     call.contribute(parent, nested, writers)
+    log_model(call, parent, nested)
     registry.register(nested, LoggedRun(parent.run_id, children=children))
+
+
+def _describe_nested(parent: RunWriter, info: FitInfo, group_col: str,
+                     per_group: Mapping[Any, Mapping[str, float]]) -> None:
+    """The per-group parent's description: one row per group with its training metrics."""
+    names = [n for n in ("train_rmse", "train_mae", "train_r_squared")
+             if any(n in m for m in per_group.values())]
+    comparison.describe(parent, f"**{info.label()}**, one model per `{group_col}` ({len(per_group)} groups).",
+                        [group_col, *names], [[g, *(m.get(n) for n in names)] for g, m in per_group.items()])
 
 
 def evaluate(call: Call) -> Generator[None, Any, None]:
@@ -160,14 +194,15 @@ def evaluate(call: Call) -> Generator[None, Any, None]:
     log_dataset(call, writer, test_data, "test")
 
 
-def fit_handler(run_name: Callable[[Any], str], known: Callable[[Call], FitInfo | None],
-                grouped: bool = False) -> Handler:
-    """Handler for a single-fit call (``fit``; ``fit_global`` with ``grouped``). What is
-    ``known`` before the call is logged first, so a fit that fails still says what it was."""
+def fit_handler(known: Callable[[Call], FitInfo], grouped: bool = False) -> Handler:
+    """Handler for a single-fit call (``fit``; ``fit_global`` with ``grouped``), in a run named
+    after the model and its preprocessor. What is ``known`` before the call is logged first, so
+    a fit that fails still says what it was."""
 
     def handler(call: Call) -> Generator[None, Any, None]:
-        writer = call.start_run(run_name(call.instance))
-        log_known(writer, known(call))
+        info = known(call)
+        writer = call.start_run(info.label())
+        log_known(writer, info)
         fit = yield
         extra = {"group_col": call.argument("group_col")} if grouped else {}
         writer.set_tags(extra)

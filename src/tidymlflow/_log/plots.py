@@ -16,7 +16,8 @@ class PlotError(RuntimeError):
 
 
 def log_plot(call: Call, writer: RunWriter, name: str, *args: Any, **kwargs: Any) -> bool:
-    """Draw plot ``name`` into ``writer``'s ``plots/`` folder when the configuration asks for it.
+    """Draw plot ``name`` into ``writer``'s ``plots/`` folder when the configuration asks for it:
+    a png, and for the interactive plots also the html (the png is what shows offline).
     A plot that fails is skipped and counted among the call's logging errors (one warning; raised
     at once in strict mode); it never stops the rest of the logging. Returns whether a file was
     written."""
@@ -25,11 +26,13 @@ def log_plot(call: Call, writer: RunWriter, name: str, *args: Any, **kwargs: Any
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # numpy/matplotlib chatter about odd data
-            figure = plots.draw(name, *args, **kwargs)
+            figure = plots.draw_png(name, *args, **kwargs)
             if figure is None:
                 return False
-            ext = "html" if name in plots.INTERACTIVE else "png"
-            plots.save(name, figure, writer.artifact_path(f"plots/{name}.{ext}"), call.config.plotly_js)
+            plots.save(figure, writer.artifact_path(f"plots/{name}.png"))
+            if name in plots.INTERACTIVE:  # the html, with the png as its offline twin
+                plots.save(plots.draw(name, *args, **kwargs), writer.artifact_path(f"plots/{name}.html"),
+                           call.config.plotly_js)
     except Exception as exc:
         if _state.strict():
             raise

@@ -5,6 +5,7 @@ sequential ones."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -19,13 +20,23 @@ from tidymlflow.layer import Call
 
 
 def log_cv(writer: RunWriter, rows: pd.DataFrame, prefix: str = "cv_") -> None:
-    """``<prefix><metric>_mean/_std/_n`` and the per-fold series ``<prefix><metric>``."""
+    """Metrics ``<prefix><metric>_mean/_std``, the per-fold series ``<prefix><metric>_fold``
+    (step = fold position) and the param ``<prefix><metric>_n`` (folds with a value)."""
+    summary: dict[str, float] = {}
     for metric, stats in rs.cv_summary(rows).items():
-        writer.log_metrics({f"{prefix}{metric}_{k}": v for k, v in stats.items()})
+        summary.update({f"{prefix}{metric}_{k}": v for k, v in stats.items()})
+    log_summary(writer, summary)
     for metric, part in rows.groupby("metric", sort=False):
         values = pd.to_numeric(part["value"], errors="coerce")
         for position, value in zip(part["position"], values):
-            writer.log_metric(f"{prefix}{metric}", value, step=int(position))
+            writer.log_metric(f"{prefix}{metric}_fold", value, step=int(position))
+
+
+def log_summary(writer: RunWriter, summary: Mapping[str, float], step: int = 0) -> None:
+    """A resampling summary: ``*_mean`` / ``*_std`` as metrics, the ``*_n`` counts as params (a
+    count is not a score, and a one-value metric is only a bar in the UI)."""
+    writer.log_metrics({k: v for k, v in summary.items() if not k.endswith("_n")}, step=step)
+    writer.log_params({k: int(v) for k, v in summary.items() if k.endswith("_n")})
 
 
 def log_workflow(call: Call, writer: RunWriter, workflow: Any) -> None:
@@ -46,7 +57,7 @@ def _fold_runs(call: Call, parent: RunWriter, rows: pd.DataFrame, folds: pd.Data
         tags = {"fold": name, "fold.position": int(position),
                 **{f"fold.{k}": v for k, v in fold.items() if k not in ("fold", "position")}}
         child = call.start_run(name, parent=parent, tags=tags)
-        child.log_metrics({f"cv_{m}": v for m, v in zip(part["metric"], part["value"])})
+        child.log_metrics({f"cv_{m}_fold": v for m, v in zip(part["metric"], part["value"])})
 
 
 def _predictions(writer: RunWriter, results: Any, path: str) -> None:
@@ -113,10 +124,28 @@ def log_tuning(call: Call, parent: RunWriter, workflow: Any, results: Any, metho
     parent.log_metrics({f"best_cv_{m}_mean": best.get(f"{m}_mean") for m in names})
     if best_as_cv:
         log_cv(parent, rows[rows[".config"] == best[".config"]])
+    _describe_tuning(call, parent, workflow, summary, params, names[0], len(folds))
     for plot in ("parameter_sensitivity", "parallel_coordinates"):
         log_plot(call, parent, plot, summary, params, names[0])
     _candidates(call, parent, workflow, rows, summary, params, folds)
     return summary
+
+
+def _describe_tuning(call: Call, parent: RunWriter, workflow: Any, summary: pd.DataFrame,
+                     params: list[str], metric: str, n_folds: int) -> None:
+    """The tuning parent's description: what was tuned, the leaderboard and the best values."""
+    info = fits.describe_workflow(workflow)
+    what = info.label() if info is not None else "the workflow"
+    ranked = summary[summary["rank"].notna()]
+    top = ranked.iloc[0] if len(ranked) else None
+    best = ", ".join(f"{p}={common.value_text(rs.plain(top[p]))}" for p in params) if top is not None else ""
+    comparison.describe(
+        parent, f"**{call.name}** of `{what}`: {len(summary)} candidates over {n_folds} resamples, "
+        f"ranked by mean {metric} ({comparison.better(metric)}).",
+        ["rank", *params, f"{metric} mean", f"{metric} std"],
+        [[int(r["rank"]), *(rs.plain(r[p]) for p in params), r.get(f"{metric}_mean"), r.get(f"{metric}_std")]
+         for r in ranked.to_dict("records")],
+        f"\nBest: {best}" if best else "")
 
 
 def _candidates(call: Call, parent: RunWriter, workflow: Any, rows: pd.DataFrame,
@@ -141,7 +170,8 @@ def _candidates(call: Call, parent: RunWriter, workflow: Any, rows: pd.DataFrame
                 _fold_runs(call, child, part, folds)
 
     comparison.ranked_children(
-        call, parent, list(records), name=str,
+        call, parent, list(records),
+        name=lambda config, rank: rs.candidate_label(records[config], params, rank),
         tags=lambda config: {"tune.config": config, **(info.tags() if info is not None else {})},
         fill=fill)
     omitted = len(ranked) - len(chosen)

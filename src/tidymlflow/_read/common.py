@@ -42,6 +42,22 @@ def rank_order(scores: Mapping[K, Any], metric: str) -> list[K]:
     return sorted(scores, key=key)
 
 
+#: The longest run name tidymlflow gives; longer ones end with an ellipsis.
+MAX_NAME = 90
+
+
+def short(text: str, limit: int = MAX_NAME) -> str:
+    """``text`` cut to ``limit`` characters, ending with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def value_text(value: Any) -> str:
+    """A parameter value as a run name shows it: floats with 4 significant digits."""
+    if isinstance(value, float) or (isinstance(value, numbers.Real) and not isinstance(value, (int, bool))):
+        return f"{float(value):.4g}"
+    return param_text(value)
+
+
 def snake_case(name: str) -> str:
     """A CamelCase class name in snake_case (``StepImputeMean`` -> ``step_impute_mean``)."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from tidymlflow._read import common
+from tidymlflow._read import common, recipes
 
 #: The names of the library's three output DataFrames, in ``extract_outputs()`` order.
 TABLES = ("outputs", "coefficients", "stats")
@@ -36,6 +36,13 @@ class FitInfo:
     preprocessor: str  # "formula" or "recipe"
     formula: str | None
     name: str
+    recipe: Any = None  # the (unprepared) recipe of a recipe workflow
+
+    def label(self) -> str:
+        """The run name: ``linear_reg: y ~ x1 + x2`` or ``linear_reg: recipe: normalize > pca``."""
+        if self.recipe is not None:
+            return common.short(f"{self.name}: {recipes.label(self.recipe)}")
+        return common.short(f"{self.name}: {self.formula}" if self.formula else self.name)
 
     def params(self) -> dict[str, Any]:
         """Model params plus ``preprocessor`` and, when known, ``formula``."""
@@ -61,10 +68,18 @@ def model_name(workflow_or_fit: Any) -> str:
     return str(getattr(workflow_or_fit, "model_name", None) or getattr(spec, "model_type", "model"))
 
 
+def _recipe_of(pre: Any) -> Any:
+    """The recipe of a preprocessor: a PreparedRecipe's recipe, a Recipe, or None (formula)."""
+    if recipes.is_prepared(pre):
+        return pre.recipe
+    return pre if recipes.is_recipe(pre) else None
+
+
 def describe(fit: Any) -> FitInfo:
     """The FitInfo of a WorkflowFit or a ModelFit."""
     if hasattr(fit, "workflow"):  # WorkflowFit
-        return FitInfo(fit.workflow.spec, preprocessor_kind(fit.pre), fit.formula, model_name(fit.workflow))
+        return FitInfo(fit.workflow.spec, preprocessor_kind(fit.pre), fit.formula, model_name(fit.workflow),
+                       _recipe_of(fit.pre))
     return FitInfo(fit.spec, "formula", common.formula_of(fit), model_name(fit))
 
 
@@ -74,7 +89,8 @@ def describe_workflow(workflow: Any) -> FitInfo | None:
     if spec is None:
         return None
     pre = getattr(workflow, "preprocessor", None)
-    return FitInfo(spec, preprocessor_kind(pre), pre if isinstance(pre, str) else None, model_name(workflow))
+    return FitInfo(spec, preprocessor_kind(pre), pre if isinstance(pre, str) else None, model_name(workflow),
+                   _recipe_of(pre))
 
 
 def nested_run_name(spec: Any, group_col: str) -> str:

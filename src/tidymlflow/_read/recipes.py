@@ -55,6 +55,12 @@ def learned(spec_step: Any, prepared: Any) -> dict[str, Any]:
     return dict(_fields(prepared))
 
 
+def label(recipe: Any) -> str:
+    """A recipe as a run name shows it: ``recipe: impute_mean > normalize > pca``."""
+    names = [step_name(s, recipe).removeprefix("step_") for s in recipe.steps]
+    return "recipe: " + " > ".join(names) if names else "recipe"
+
+
 def recipe_params(recipe: Any) -> dict[str, str]:
     """``recipe.steps`` and ``recipe.<i>.<step>.<field>`` for every step."""
     names = [step_name(s, recipe) for s in recipe.steps]

@@ -125,6 +125,13 @@ def plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def candidate_label(record: dict[str, Any], params: list[str], rank: int) -> str:
+    """A tuning candidate's run name: ``#1 penalty=0.01 mixture=0.5`` (its ``.config`` when no
+    parameter was tuned)."""
+    values = " ".join(f"{p}={common.value_text(plain(record[p]))}" for p in params)
+    return common.short(f"#{rank} {values or record['.config']}")
+
+
 def param_columns(grid: pd.DataFrame | None) -> list[str]:
     """The tuned parameter columns of a grid (all but ``.config``)."""
     return [c for c in getattr(grid, "columns", ()) if c != ".config"]

@@ -11,10 +11,6 @@ from tidymlflow.layer import Call, Layer, Patch
 MODULE = "py_parsnip.model_spec"
 
 
-def _run_name(spec: Any) -> str:
-    return str(spec.model_type)
-
-
 def _spec(spec: Any) -> Any:
     return spec
 
@@ -26,9 +22,9 @@ def _known(call: Call) -> FitInfo:
 
 
 layer = Layer("parsnip", (
-    Patch(MODULE, "ModelSpec.fit", fits.fit_handler(_run_name, _known)),
+    Patch(MODULE, "ModelSpec.fit", fits.fit_handler(_known)),
     Patch(MODULE, "ModelSpec.fit_nested", fits.nested_handler(_spec, _known)),
-    Patch(MODULE, "ModelSpec.fit_global", fits.fit_handler(_run_name, _known, grouped=True)),
+    Patch(MODULE, "ModelSpec.fit_global", fits.fit_handler(_known, grouped=True)),
     Patch(MODULE, "ModelFit.evaluate", fits.evaluate),
     Patch(MODULE, "NestedModelFit.evaluate", fits.evaluate),
 ))

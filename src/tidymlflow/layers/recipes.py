@@ -11,6 +11,7 @@ from collections.abc import Generator, Mapping
 from typing import Any
 
 from tidymlflow._log.plots import log_plot
+from tidymlflow._read import common
 from tidymlflow._read import recipes as rr
 from tidymlflow._writer import RunWriter
 from tidymlflow.layer import Call, Layer, Patch
@@ -66,8 +67,8 @@ def _log_model(writer: RunWriter, prepared: Any) -> None:
 
 
 def _prep(call: Call) -> Generator[None, Any, None]:
-    """A prep the user called: one run ``recipe``."""
-    writer = call.start_run("recipe")
+    """A prep the user called: one run ``recipe: <step> > <step> ...``."""
+    writer = call.start_run(common.short(rr.label(call.instance)))
     prepared = yield
     log_recipe(call, writer, prepared.recipe, prepared)
     if call.config.log_models:

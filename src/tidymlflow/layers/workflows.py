@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tidymlflow._log import fits
-from tidymlflow._read.fits import FitInfo, describe_workflow, model_name
+from tidymlflow._read.fits import FitInfo, describe_workflow
 from tidymlflow.layer import Call, Layer, Patch
 
 MODULE = "py_workflows.workflow"
@@ -15,15 +15,18 @@ def _spec(workflow: Any) -> Any:
     return workflow.spec
 
 
-def _known(call: Call) -> FitInfo | None:
+def _known(call: Call) -> FitInfo:
     """A workflow's fit before it runs: its spec and formula (or recipe)."""
-    return describe_workflow(call.instance)
+    info = describe_workflow(call.instance)
+    if info is None:  # no model: the library raises; the run is named after the workflow
+        return FitInfo(None, "formula", None, "workflow")
+    return info
 
 
 layer = Layer("workflows", (
-    Patch(MODULE, "Workflow.fit", fits.fit_handler(model_name, _known)),
+    Patch(MODULE, "Workflow.fit", fits.fit_handler(_known)),
     Patch(MODULE, "Workflow.fit_nested", fits.nested_handler(_spec, _known)),
-    Patch(MODULE, "Workflow.fit_global", fits.fit_handler(model_name, _known, grouped=True)),
+    Patch(MODULE, "Workflow.fit_global", fits.fit_handler(_known, grouped=True)),
     Patch(MODULE, "WorkflowFit.evaluate", fits.evaluate),
     Patch(MODULE, "NestedWorkflowFit.evaluate", fits.evaluate),
 ))

@@ -16,10 +16,11 @@ import pandas as pd
 
 from tidymlflow._log import comparison, fits
 from tidymlflow._log.plots import log_plot
-from tidymlflow._log.resamples import log_cv, log_tuning, log_workflow
+from tidymlflow._log.resamples import log_cv, log_summary, log_tuning, log_workflow
 from tidymlflow._read import common
 from tidymlflow._read import resamples as rs
 from tidymlflow._read import workflowsets as wsr
+from tidymlflow._read.fits import describe_workflow
 from tidymlflow._runs import LoggedRun, registry
 from tidymlflow._writer import RunWriter
 from tidymlflow.layer import Call, Handler, Layer, Patch
@@ -51,11 +52,33 @@ def _log_set(call: Call, parent: RunWriter, s: _Set, fill: Callable[[RunWriter, 
             log_workflow(call, child, s.ws[wid])
         fill(child, wid)
 
-    comparison.ranked_children(call, parent, order, name=str,
+    comparison.ranked_children(call, parent, order, name=lambda wid, rank: _label(s.ws, wid, rank),
                                tags=lambda wid: {"wflow_id": wid, **s.child_tags}, fill=fill_child)
     _parent(call, parent, s, order)
     comparison.best_metrics(parent, order, best)
+    _describe(call, parent, s, order)
     return order
+
+
+def _describe(call: Call, parent: RunWriter, s: _Set, order: list[str]) -> None:
+    """The parent's description: the leaderboard of workflows and the ones that failed."""
+    models = wsr.model_types(s.ws)
+    rows = []
+    for rank, wid in enumerate(order, start=1):
+        info = describe_workflow(s.ws[wid])
+        pre = info.label().split(": ", 1)[-1] if info is not None else ""
+        rows.append([rank, wid, models.get(wid, ""), pre, s.scores.get(wid)])
+    failed = [w for w in s.ws.workflows if w not in s.ok]
+    comparison.describe(
+        parent, f"**{call.name}** of {len(s.ws.workflows)} workflows, ranked by {s.metric} "
+        f"({comparison.better(s.metric)}).", ["rank", "wflow_id", "model", "preprocessor", s.metric], rows,
+        f"\nFailed inside py-tidymodels: {', '.join(failed)} (see {PREFIX}/info.parquet)" if failed else "")
+
+
+def _label(ws: Any, wid: str, rank: int) -> str:
+    """A workflow's run name: ``#1 linear_reg: y ~ x1 + x2`` (its wflow_id is the tag)."""
+    info = describe_workflow(ws[wid])
+    return common.short(f"#{rank} {info.label() if info is not None else wid}")
 
 
 def _parent(call: Call, parent: RunWriter, s: _Set, order: list[str]) -> None:
@@ -301,7 +324,7 @@ def _log_group_resamples(call: Call, parent: RunWriter, results: Any, resamples:
 
     def fill(child: RunWriter, wid: str) -> None:
         child.log_params({"group_col": group_col, "n_groups": len(by_wf[wid])})
-        child.log_metrics(summaries[wid])
+        log_summary(child, summaries[wid])
         _group_runs(call, child, wid, group_col, by_wf[wid], log_cv)
 
     scored = _Set(ws, metric, {w: s.get(f"cv_{metric}_mean") for w, s in summaries.items()},

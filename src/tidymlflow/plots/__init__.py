@@ -8,6 +8,7 @@ matplotlib and plotly are imported on first use only.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 PLOT_NAMES: frozenset[str] = frozenset({
@@ -21,26 +22,53 @@ INTERACTIVE: frozenset[str] = frozenset({"forecast", "parallel_coordinates"})
 
 
 def draw(name: str, *args: Any, **kwargs: Any) -> Any:
-    """The figure for plot ``name`` (None when its input has nothing to show)."""
+    """The figure for plot ``name`` (None when its input has nothing to show): plotly for the
+    interactive plots, matplotlib for the rest."""
     if name not in PLOT_NAMES:
         raise ValueError(f"unknown plot {name!r}; valid names are {sorted(PLOT_NAMES)}")
     if name in INTERACTIVE:
         from tidymlflow.plots import interactive
 
         return getattr(interactive, name)(*args, **kwargs)
+    return draw_png(name, *args, **kwargs)
+
+
+def draw_png(name: str, *args: Any, **kwargs: Any) -> Any:
+    """The matplotlib figure for plot ``name``: every plot has one, the interactive ones as their
+    png twin, readable where the html cannot be shown."""
+    if name not in PLOT_NAMES:
+        raise ValueError(f"unknown plot {name!r}; valid names are {sorted(PLOT_NAMES)}")
     from tidymlflow.plots import static
 
     return getattr(static, name)(*args, **kwargs)
 
 
-def save(name: str, figure: Any, path: str, plotly_js: str = "cdn") -> None:
-    """Write ``figure`` to ``path`` (png or html) and release it."""
-    if name in INTERACTIVE:
-        figure.write_html(path, include_plotlyjs="cdn" if plotly_js == "cdn" else True,
-                          full_html=True, auto_open=False)
+#: Shown in an interactive plot's page until plotly.js has loaded; a page that cannot reach the
+#: CDN (no internet) shows it instead of a blank page.
+OFFLINE_MESSAGE = ("plotly.js could not be loaded, so this interactive plot cannot be drawn here (it "
+                   "loads plotly.js from the internet). The same plot is in {png}; log with "
+                   "plotly_js=\"embed\" for html that works offline.")
+
+
+def save(figure: Any, path: str, plotly_js: str = "cdn") -> None:
+    """Write ``figure`` to ``path`` (html for plotly, png for matplotlib) and release it."""
+    if path.endswith(".html"):
+        _save_html(figure, path, plotly_js)
         return
     try:
         figure.savefig(path, format="png")
     finally:
         figure.clear()
 
+
+def _save_html(figure: Any, path: str, plotly_js: str) -> None:
+    """plotly html with a visible message that its script hides once plotly.js is there."""
+    page = figure.to_html(include_plotlyjs="cdn" if plotly_js == "cdn" else True, full_html=True)
+    png = html.escape(path.rsplit("/", 1)[-1].rsplit(".", 1)[0] + ".png")
+    note = ('<div id="tidymlflow-offline" style="font:14px sans-serif;color:#555;padding:12px;'
+            f'border:1px solid #ccc;margin:8px">{html.escape(OFFLINE_MESSAGE.format(png=png))}</div>')
+    hide = ('<script>if (window.Plotly) {document.getElementById("tidymlflow-offline")'
+            '.style.display = "none";}</script>')
+    page = page.replace("<body>", "<body>" + note, 1).replace("</body>", hide + "</body>", 1)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(page)

@@ -103,7 +103,8 @@ def numeric(frame: pd.DataFrame | None) -> pd.DataFrame:
     return frame.select_dtypes(include="number").astype(float)
 
 
-def _numeric_param(summary: pd.DataFrame, param: str) -> pd.Series:
+def numeric_param(summary: pd.DataFrame, param: str) -> pd.Series:
+    """A parameter column as numbers (a categorical one as the order of its levels)."""
     values = pd.to_numeric(summary[param], errors="coerce")
     if values.isna().all():  # a categorical parameter: its levels in order of appearance
         codes = {v: i for i, v in enumerate(dict.fromkeys(summary[param].astype(str)))}
@@ -152,7 +153,7 @@ def _label(value: Any) -> str:
 
 def by_param(summary: pd.DataFrame, param: str, metric: str) -> pd.DataFrame:
     """Mean and std of the metric per value of one parameter, sorted by the parameter."""
-    frame = pd.DataFrame({"x": _numeric_param(summary, param),
+    frame = pd.DataFrame({"x": numeric_param(summary, param),
                           "mean": pd.to_numeric(summary.get(f"{metric}_mean"), errors="coerce"),
                           "std": pd.to_numeric(summary.get(f"{metric}_std"), errors="coerce")})
     frame = frame.groupby("x", as_index=False).mean().sort_values("x")

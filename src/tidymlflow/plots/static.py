@@ -333,3 +333,86 @@ def coefficient_variation(coefs: pd.DataFrame, group_col: str, max_terms: int = 
         a.set_visible(False)
     fig.suptitle(f"Coefficients across {frame[group_col].nunique()} groups of {group_col}")
     return fig
+
+
+# -- png twins of the interactive plots ------------------------------------------------------------
+MAX_TWIN_GROUPS = 6
+
+
+def forecast(outputs: pd.DataFrame, group_col: str | None = None,
+             intervals: pd.DataFrame | None = None, title: str | None = None) -> Figure | None:
+    """The forecast html plot as a png, readable offline: train actuals and fitted, test actuals
+    and predictions, the prediction interval; one panel per group (the first few) when grouped."""
+    if outputs is None or outputs.empty or not d.x_axis(outputs)[1]:
+        return None
+    groups: list[tuple[Any, pd.DataFrame]] = [(None, outputs)]
+    shown = ""
+    if group_col and group_col in outputs.columns and outputs[group_col].nunique() > 1:
+        groups = list(outputs.groupby(group_col, sort=False))
+        if len(groups) > MAX_TWIN_GROUPS:
+            shown = f" (first {MAX_TWIN_GROUPS} of {len(groups)} groups; all in forecast.html)"
+            groups = groups[:MAX_TWIN_GROUPS]
+    fig, ax = _figure(10, 1.5 + 3.0 * len(groups), len(groups), 1)
+    for a, (group, frame) in zip(ax[:, 0], groups):
+        _forecast_lines(a, frame, intervals if group is None else None)
+        if group is not None:
+            a.set_title(f"{group_col}={group}")
+    ax[0, 0].legend(frameon=False, fontsize=8, ncol=3)
+    fig.suptitle((title or "Forecast") + shown)
+    return fig
+
+
+def _forecast_lines(ax: Axes, frame: pd.DataFrame, intervals: pd.DataFrame | None) -> None:
+    x, is_date = d.x_axis(frame)
+    split = (frame["split"].astype(str).to_numpy() if "split" in frame.columns
+             else np.full(len(frame), "train"))
+    for part, dash, label, color in (("train", "-", "fitted", FITTED),
+                                     ("test", ":", "prediction", PALETTE[1])):
+        mask = split == part
+        if not mask.any():
+            continue
+        for column, name, line_color, style in (("actuals", f"{part} actuals", ACTUAL, dash),
+                                                ("fitted", f"{part} {label}", color, "-")):
+            if column in frame.columns:
+                xs, ys = d.thin(x[mask], pd.to_numeric(frame[column], errors="coerce").to_numpy()[mask])
+                ax.plot(xs, ys, lw=1.0, label=name, color=line_color, ls=style)
+    if intervals is not None and {".pred_lower", ".pred_upper"}.issubset(intervals.columns):
+        ix, _ = d.x_axis(intervals)
+        ax.fill_between(ix, pd.to_numeric(intervals[".pred_lower"], errors="coerce"),
+                        pd.to_numeric(intervals[".pred_upper"], errors="coerce"),
+                        color=PALETTE[1], alpha=0.2, label="prediction interval")
+    _dates(ax, is_date)
+
+
+def parallel_coordinates(summary: pd.DataFrame, params: Sequence[str], metric: str) -> Figure | None:
+    """The parallel-coordinates html plot as a png: every candidate a line through its parameter
+    values (each axis scaled to its own range) to its mean metric, coloured by that metric."""
+    from matplotlib import colormaps
+
+    column = f"{metric}_mean"
+    params = [p for p in params if p in summary.columns]
+    if not params or column not in summary.columns:
+        return None
+    axes = {p: d.numeric_param(summary, p) for p in params}
+    axes[f"mean {metric}"] = pd.to_numeric(summary[column], errors="coerce")
+    scaled = np.column_stack([_unit(v.to_numpy(dtype=float)) for v in axes.values()])
+    values = axes[f"mean {metric}"].to_numpy(dtype=float)
+    cmap = colormaps["viridis_r" if lower_is_better(metric) else "viridis"]
+    spread = np.nanmax(values) - np.nanmin(values) if np.isfinite(values).any() else 0.0
+    fig, ax = _figure(max(6.0, 2.0 * len(axes)), 5)
+    a = ax[0, 0]
+    for row, value in zip(scaled, values):
+        share = 0.5 if not spread or not np.isfinite(value) else (value - np.nanmin(values)) / spread
+        a.plot(range(len(axes)), row, color=cmap(share), lw=1.0, alpha=0.8)
+    a.set_xticks(range(len(axes)), list(axes))
+    a.set_yticks([0, 1], ["min", "max"])
+    fig.suptitle(f"Candidates: parameters to {metric} (each axis from its min to its max)")
+    return fig
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    """Values scaled to 0..1 (0.5 when constant)."""
+    low, high = np.nanmin(values), np.nanmax(values)
+    if not np.isfinite(high - low) or high == low:
+        return np.full(len(values), 0.5)
+    return (values - low) / (high - low)
