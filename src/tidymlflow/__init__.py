@@ -10,8 +10,10 @@ from collections.abc import Collection, Mapping
 
 from tidymlflow._version import __version__
 from tidymlflow.errors import TidyMLflowError, TidyMLflowWarning
+from tidymlflow.readback import collect, load_outputs
 
-__all__ = ["autolog", "run_id", "TidyMLflowError", "TidyMLflowWarning", "__version__"]
+__all__ = ["autolog", "collect", "load_outputs", "run_id", "TidyMLflowError", "TidyMLflowWarning",
+           "__version__"]
 
 
 def autolog(
@@ -62,8 +64,8 @@ def run_id(obj: object) -> str | None:
 
 
 def __getattr__(name: str) -> types.ModuleType:
-    """``tidymlflow.models`` (and ``tidymlflow.readback``) load MLflow on first use only (PEP 562)."""
-    if name in ("models", "readback"):
+    """``tidymlflow.models`` loads MLflow on first use only (PEP 562)."""
+    if name == "models":
         import importlib
 
         return importlib.import_module(f"tidymlflow.{name}")
