@@ -76,4 +76,6 @@ outputs, coefficients, stats = fit.extract_outputs()
 test_rmse = stats.loc[(stats["split"] == "test") & (stats["metric"] == "rmse"), "value"].iloc[0]
 runs = mlflow.search_runs(experiment_names=[EXPERIMENT])
 print(f"test rmse {float(test_rmse):.3f}; {len(runs)} runs in experiment 'tidymlflow-quickstart'")
+experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
 print(f"Open them with:  mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}")
+print(f"then: http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning")

@@ -11,12 +11,9 @@ import copyreg
 import json
 import os
 import pickle
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,6 +27,7 @@ import pytest
 from conftest import REAL, STANDIN
 from mlflow.exceptions import MlflowException
 from mlflow.types import DataType
+from servers import free_port, started
 
 from tidymlflow import _serialize, models
 
@@ -431,12 +429,6 @@ def test_registered_champion_predicts_like_the_fit(store, data, split):
     assert not Path("mlruns").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -454,7 +446,7 @@ def test_mlflow_models_serve_answers_like_the_fit(store, data, split, tmp_path, 
     info = models.log_model(fit, registered_model_name=name)
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", info.registered_model_version)
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true",
            # the server's worker is started by name from PATH: this interpreter's, as in an active venv
            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
@@ -463,23 +455,8 @@ def test_mlflow_models_serve_answers_like_the_fit(store, data, split, tmp_path, 
     log_path = tmp_path / "serve.log"
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion",
            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"mlflow models serve did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-
+    with started(cmd, f"{url}/ping", log_path, env, cwd=tmp_path):
         payload = json.loads(test.to_json(orient="split", date_format="iso", index=False))
         status, body = _post(f"{url}/invocations", {"dataframe_split": payload})
         assert status == 200, body
@@ -500,17 +477,3 @@ def test_mlflow_models_serve_answers_like_the_fit(store, data, split, tmp_path, 
                                                                     index=False))
         status, body = _post(f"{url}/invocations", {"dataframe_split": unseen})
         assert status == 400 and "['E']" in body.get("message", ""), body
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with _suppress():
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
-
-
-def _suppress():
-    import contextlib
-
-    return contextlib.suppress(ProcessLookupError)

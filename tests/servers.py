@@ -1,0 +1,109 @@
+"""Real servers for the tests: a free port on 127.0.0.1, a command started in its own process
+group and waited for on its health endpoint, an ``mlflow server``, and a stop that ends every
+process the server started."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+START_TIMEOUT_S = 90
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(path: Path, n: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+@contextlib.contextmanager
+def started(cmd: list[str], health_url: str, log_path: Path, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+    """Run ``cmd`` in its own process group until ``health_url`` answers 200; stop the group."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                try:
+                    with urllib.request.urlopen(health_url, timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    state = "exited" if proc.poll() is not None else f"not healthy after {START_TIMEOUT_S}s"
+                    pytest.fail(f"{' '.join(cmd[:5])} {state}:\n{tail(log_path)}", pytrace=False)
+                time.sleep(0.5)
+            yield proc
+        finally:
+            stop_group(proc)
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_uri: str, artifacts: Path, log_path: Path) -> Iterator[str]:
+    """``mlflow server`` with proxied artifacts on a free port; yields its URL once it answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
+           "--artifacts-destination", str(artifacts), "--serve-artifacts",
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    # the server's job runner (GenAI judges and trace jobs, seven processes) is not needed for
+    # tracking and doubles the start time on a small machine
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with started(cmd, f"{url}/health", log_path, env):
+        # the server opens its store lazily: the first real request can take seconds, so make it
+        # here, not inside a test that runs with the suite's short HTTP timeout
+        search = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search",
+                                        data=b'{"max_results": 1}',
+                                        headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(search, timeout=START_TIMEOUT_S) as response:
+                response.read()
+        except OSError as exc:
+            pytest.fail(f"mlflow server answers /health but not a search ({exc}):\n{tail(log_path)}",
+                        pytrace=False)
+        yield url
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop the process and every process it started (its own process group), waiting for all."""
+    def alive() -> bool:
+        proc.poll()
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
