@@ -47,7 +47,7 @@ _hooked: set[str] = set()
 _installed: dict[tuple[str, str], _Installed] = {}
 _version_checked: set[str] = set()
 _stuck: set[tuple[str, str]] = set()  # patches another library wrapped over; reported once
-_original_codes: dict[types.CodeType, str] = {}  # code of every patched original -> its name
+_original_codes: dict[int, str] = {}  # id of the code of every patched original -> its name
 _unpatched_told: set[str] = set()
 
 
@@ -144,7 +144,7 @@ def _install_module(module: ModuleType) -> None:
                 swaps[id(original)] = (original, wrapper)
             code = getattr(getattr(original, "__func__", original), "__code__", None)
             if code is not None:
-                _original_codes[code] = f"{patch.module}.{patch.target}"
+                _original_codes[id(code)] = f"{patch.module}.{patch.target}"  # kept alive by original
         if swaps:
             _rebind(swaps)
     if missing:

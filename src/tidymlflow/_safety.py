@@ -126,12 +126,12 @@ def mlflow_autolog_paused(active: bool) -> Iterator[None]:
 
 
 # -- library calls reached without their patch -------------------------------------------------------
-def running_original(codes: dict[types.CodeType, str]) -> str | None:
-    """The name of a patched library function whose ORIGINAL code is running in this thread
-    (reached through a reference bound before ``autolog()``), or None."""
+def running_original(codes: dict[int, str]) -> str | None:
+    """The name of a patched library function whose ORIGINAL code (by identity) is running in
+    this thread (reached through a reference bound before ``autolog()``), or None."""
     frame: types.FrameType | None = sys._getframe(1)
     while frame is not None:
-        name = codes.get(frame.f_code)
+        name = codes.get(id(frame.f_code))
         if name is not None:
             return name
         frame = frame.f_back
