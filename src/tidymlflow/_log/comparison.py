@@ -15,11 +15,6 @@ from tidymlflow.layer import Call
 K = TypeVar("K", bound=Hashable)
 
 
-def rank(scores: Mapping[K, Any], metric: str) -> list[K]:
-    """The entries best first for ``metric`` (missing scores last)."""
-    return common.rank_order(scores, metric)
-
-
 def ranked_children(call: Call, parent: RunWriter, order: Sequence[K], *,
                     name: Callable[[K, int], str], tags: Callable[[K], Mapping[str, Any]],
                     fill: Callable[[RunWriter, K], None]) -> dict[K, RunWriter]:

@@ -21,6 +21,12 @@ def log_info(writer: RunWriter, info: FitInfo, **extra_params: Any) -> None:
     writer.set_tags(info.tags())
 
 
+def log_duration(call: Call, writer: RunWriter) -> None:
+    """The call's own duration as ``fit_duration_s`` (the library's time, not tidymlflow's)."""
+    if call.duration is not None:
+        writer.log_metric("fit_duration_s", call.duration)
+
+
 def log_known(writer: RunWriter, info: FitInfo | None) -> None:
     """What is known of a fit before it runs (spec, engine, formula or recipe): a run whose fit
     fails still says what was fitted. The fit's own params replace these when it succeeds."""
@@ -89,8 +95,8 @@ def log_single(call: Call, writer: RunWriter, fit: Any, data: Any = None,
     """Params, tags, metrics and the three tables of one fit; remember its run for evaluate().
     ``timed`` logs the call's duration as the fit's (False for one fit among many)."""
     log_info(writer, fits.describe(fit), **(extra_params or {}))
-    if timed and call.duration is not None:
-        writer.log_metric("fit_duration_s", call.duration)
+    if timed:
+        log_duration(call, writer)
     _register(fit, LoggedRun(writer.run_id))
     frames = outputs(call, fit, "its params and duration")
     if frames is None:
@@ -142,8 +148,7 @@ def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> 
     parent.set_tags({**first.tags(), "group_col": group_col})
     parent.log_metrics(common.group_summary(per_group))
     _describe_nested(parent, first, group_col, per_group)
-    if call.duration is not None:
-        parent.log_metric("fit_duration_s", call.duration)
+    log_duration(call, parent)
     if frames is not None:
         log_tables(call, parent, frames)
         nested_plots(call, parent, frames, group_col)

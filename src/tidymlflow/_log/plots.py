@@ -3,7 +3,6 @@ folder, and turn a failure into a note (raised in strict mode)."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from tidymlflow import _state, plots
@@ -23,16 +22,14 @@ def log_plot(call: Call, writer: RunWriter, name: str, *args: Any, **kwargs: Any
     written."""
     if name not in call.config.log_plots:
         return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numpy/matplotlib chatter about odd data
-            figure = plots.draw_png(name, *args, **kwargs)
-            if figure is None:
-                return False
-            plots.save(figure, writer.artifact_path(f"plots/{name}.png"))
-            if name in plots.INTERACTIVE:  # the html, with the png as its offline twin
-                plots.save(plots.draw(name, *args, **kwargs), writer.artifact_path(f"plots/{name}.html"),
-                           call.config.plotly_js)
+    try:  # numpy/matplotlib chatter about odd data is silenced by the engine (_safety.quiet)
+        figure = plots.draw_png(name, *args, **kwargs)
+        if figure is None:
+            return False
+        plots.save(figure, writer.artifact_path(f"plots/{name}.png"))
+        if name in plots.INTERACTIVE:  # the html, with the png as its offline twin
+            plots.save(plots.draw(name, *args, **kwargs), writer.artifact_path(f"plots/{name}.html"),
+                       call.config.plotly_js)
     except Exception as exc:
         if _state.strict():
             raise

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from tidymlflow._log import comparison
-from tidymlflow._log.fits import log_info
+from tidymlflow._log.fits import log_duration, log_info
 from tidymlflow._log.plots import log_plot
 from tidymlflow._read import common, fits
 from tidymlflow._read import resamples as rs
@@ -65,17 +65,12 @@ def _predictions(writer: RunWriter, results: Any, path: str) -> None:
         writer.log_table(results.predictions, path)
 
 
-def _duration(call: Call, writer: RunWriter) -> None:
-    if call.duration is not None:
-        writer.log_metric("fit_duration_s", call.duration)
-
-
 def log_resamples(call: Call, writer: RunWriter, workflow: Any, results: Any, resamples: Any = None) -> None:
     """A ``fit_resamples`` result: resampler, ``cv_*`` metrics, folds and metrics tables."""
     resamples = resamples if resamples is not None else results.resamples
     log_workflow(call, writer, workflow)
     writer.log_params(rs.resample_params(resamples))
-    _duration(call, writer)
+    log_duration(call, writer)
     folds = rs.folds_table(resamples)
     writer.log_table(folds, "resamples/folds.parquet")
     if not rs.has_metrics(results.metrics):
@@ -103,7 +98,7 @@ def log_tuning(call: Call, parent: RunWriter, workflow: Any, results: Any, metho
     parent.log_params({**rs.resample_params(resamples), "tune.method": method,
                        "tune.n_candidates": grid[".config"].nunique() if ".config" in grid else len(grid),
                        "tune.params": ",".join(params)})
-    _duration(call, parent)
+    log_duration(call, parent)
     folds = rs.folds_table(resamples)
     if folds_table_too:
         parent.log_table(folds, "resamples/folds.parquet")

@@ -45,7 +45,7 @@ class _Set:
 def _log_set(call: Call, parent: RunWriter, s: _Set, fill: Callable[[RunWriter, str], None],
              best: Mapping[str, Mapping[str, float]]) -> list[str]:
     """The skeleton: children best first, the parent's shared content, the winner's metrics."""
-    order = comparison.rank(s.scores, s.metric)
+    order = common.rank_order(s.scores, s.metric)
 
     def fill_child(child: RunWriter, wid: str) -> None:
         if s.params:
@@ -93,8 +93,7 @@ def _parent(call: Call, parent: RunWriter, s: _Set, order: list[str]) -> None:
         call.info(f"{failed} workflow(s) failed inside py-tidymodels; see {PREFIX}/info.parquet")
     parent.log_table(wsr.info_table(s.ws, s.ok, s.failed), f"{PREFIX}/info.parquet")
     parent.log_dict(wsr.preprocessors(s.ws), f"{PREFIX}/preprocessors.json")
-    if call.duration is not None:
-        parent.log_metric("fit_duration_s", call.duration)
+    fits.log_duration(call, parent)
 
 
 def _safe(call: Call, what: str, fn: Callable[[], Any]) -> Any:
@@ -264,7 +263,7 @@ def _nested_evaluate(call: Call) -> Generator[None, Any, None]:
     step = logged.next_step()
     per_wf, summaries = wsr.nested_scores(wsr.entries(results, "nested_fit"), results.group_col, "test")
     metric = logged.metric
-    order = comparison.rank({w: s.get(f"test_{metric}_mean") for w, s in summaries.items()}, metric)
+    order = common.rank_order({w: s.get(f"test_{metric}_mean") for w, s in summaries.items()}, metric)
     for position, wid in enumerate(order, start=1):
         if wid not in logged.children:
             continue
