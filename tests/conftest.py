@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,8 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["TIDYMLFLOW_STRICT"] = "1"
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+# the journal of jobs not yet written lives in a folder of this test session, never in ~/.cache
+os.environ["TIDYMLFLOW_JOURNAL_DIR"] = tempfile.mkdtemp(prefix="tidymlflow-journal-")
 
 STANDIN = Path(__file__).parent / "standin"
 REAL = importlib.util.find_spec("py_workflows") is not None
@@ -36,7 +39,16 @@ class Store:
     """One experiment of a real sqlite tracking store, read back with MlflowClient."""
 
     def __init__(self, client, experiment_id: str, root: Path):
-        self.client, self.experiment_id, self.root = client, experiment_id, root
+        self._client, self.experiment_id, self.root = client, experiment_id, root
+
+    @property
+    def client(self):
+        """The store's MlflowClient, once everything logged so far is written (the writer
+        process writes after the calls return)."""
+        import tidymlflow
+
+        tidymlflow.flush(timeout=120)
+        return self._client
 
     def runs(self, filter_string: str = ""):
         return self.client.search_runs([self.experiment_id], filter_string=filter_string,
@@ -82,10 +94,20 @@ def store(tracking_uri, tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _autolog_off():
+    """After each test: autolog off, and everything it logged written; what the writer reported
+    and the test did not read is raised here (strict), never carried into the next test."""
     yield
     import tidymlflow
+    from tidymlflow import _service
 
     tidymlflow.autolog(disable=True)
+    writer = _service.current()
+    if writer is not None:
+        try:
+            writer.flush(120)
+            writer.report.emit()
+        finally:
+            writer.report = _service.Report()
 
 
 @pytest.fixture(scope="session")

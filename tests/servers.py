@@ -63,9 +63,11 @@ def started(cmd: list[str], health_url: str, log_path: Path, env: dict[str, str]
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path, log_path: Path) -> Iterator[str]:
-    """``mlflow server`` with proxied artifacts on a free port; yields its URL once it answers."""
-    port = free_port()
+def mlflow_server(backend_uri: str, artifacts: Path, log_path: Path,
+                  port: int | None = None) -> Iterator[str]:
+    """``mlflow server`` with proxied artifacts on ``port`` (default: a free one); yields its URL
+    once it answers."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
            "--artifacts-destination", str(artifacts), "--serve-artifacts",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import warnings
 
 import pytest
 
 import tidymlflow
-from tidymlflow import TidyMLflowWarning
+from tidymlflow import TidyMLflowError, TidyMLflowWarning
 
 
 def _wf():
@@ -82,8 +84,9 @@ def test_patched_call_returns_the_original_object_and_runs_it_once(store, split,
     assert len(store.runs()) == 1
 
 
-@pytest.mark.parametrize("exc", [ValueError("user's own error"), KeyboardInterrupt()])
-def test_user_exception_propagates_unchanged_and_run_fails(store, split, monkeypatch, exc):
+@pytest.mark.parametrize("exc, status", [(ValueError("user's own error"), "FAILED"),
+                                         (KeyboardInterrupt(), "KILLED")])
+def test_user_exception_propagates_unchanged_and_run_fails(store, split, monkeypatch, exc, status):
     from py_workflows.workflow import Workflow
 
     def failing_fit(self, data):
@@ -96,7 +99,8 @@ def test_user_exception_propagates_unchanged_and_run_fails(store, split, monkeyp
     tidymlflow.autolog(disable=True)
     assert caught.value is exc
     runs = store.runs()
-    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    assert len(runs) == 1 and runs[0].info.status == status
+    assert runs[0].data.tags["tidymlflow.error"].startswith(type(exc).__name__)
 
 
 def test_real_library_error_propagates(store, split):
@@ -123,8 +127,6 @@ def test_unreachable_server_warns_once_and_keeps_result(split, monkeypatch):
     import mlflow
 
     monkeypatch.delenv("TIDYMLFLOW_STRICT")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     uri = f"http://127.0.0.1:{_free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
@@ -132,10 +134,19 @@ def test_unreachable_server_warns_once_and_keeps_result(split, monkeypatch):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = _wf().fit(split[0])
-    ours = [w for w in caught if issubclass(w.category, TidyMLflowWarning)]
-    assert len(ours) == 1, [str(w.message) for w in ours]
-    assert "logging Workflow.fit failed" in str(ours[0].message)
+        _wf().fit(split[0])
+        tidymlflow.flush(timeout=120)
+    ours = [str(w.message) for w in caught if issubclass(w.category, TidyMLflowWarning)]
+    assert len(ours) == 1, ours
+    assert "could not write to MLflow" in ours[0] and "tidymlflow sync" in ours[0]
     assert fit.extract_outputs()[0].shape[0] == len(split[0])
+    assert len(_kept_jobs(uri)) == 2  # both calls are kept in the journal, nothing is lost
+
+
+def _kept_jobs(uri: str) -> list[str]:
+    from tidymlflow import _journal
+
+    return [job for folder, key in _journal.journals() if key == uri for job in _journal.pending(folder)]
 
 
 def test_unreachable_server_raises_in_strict_mode(split, monkeypatch):
@@ -145,8 +156,9 @@ def test_unreachable_server_raises_in_strict_mode(split, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     tidymlflow.autolog()
-    with pytest.raises(Exception, match="127.0.0.1"):
+    with pytest.raises(TidyMLflowError, match="127.0.0.1"):
         _wf().fit(split[0])
+        tidymlflow.flush(timeout=120)
 
 
 def _broken_artifact_experiment(store):
@@ -158,27 +170,44 @@ def _broken_artifact_experiment(store):
                                          artifact_location=str(blocker / "artifacts"))
     mlflow.set_experiment(experiment_id=exp)
     store.experiment_id = exp
+    return blocker
 
 
-def test_failed_artifact_upload_warns_once_and_keeps_metrics(store, split, monkeypatch):
+def test_failed_artifact_upload_keeps_the_job_and_sync_completes_the_run(store, split, monkeypatch):
+    """Files that cannot be written (a file where the artifact folder should be): the run has
+    its metrics, ends FAILED and lists what it lacks; once the disk is fixed, `tidymlflow sync`
+    completes the same run."""
     monkeypatch.delenv("TIDYMLFLOW_STRICT")
-    _broken_artifact_experiment(store)
+    blocker = _broken_artifact_experiment(store)
     tidymlflow.autolog()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = _wf().fit(split[0])
-    ours = [w for w in caught if issubclass(w.category, TidyMLflowWarning)]
-    assert len(ours) == 1
-    run = store.runs()[0]
-    assert run.info.status == "FINISHED" and "train_rmse" in run.data.metrics
+        tidymlflow.flush(timeout=120)
+    ours = [str(w.message) for w in caught if issubclass(w.category, TidyMLflowWarning)]
+    assert len(ours) == 1 and "could not write to MLflow" in ours[0], ours
+    [run] = store.runs()
+    assert run.info.status == "FAILED" and "train_rmse" in run.data.metrics
+    assert "tidymodels/outputs.parquet" in run.data.tags["tidymlflow.incomplete"]
     assert fit.formula == "y ~ x1 + x2"
+
+    blocker.unlink()
+    sync = subprocess.run([sys.executable, "-m", "tidymlflow", "sync", "--tracking-uri",
+                           store._client.tracking_uri], capture_output=True, text=True, timeout=300)
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    [again] = store.runs()
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    assert "tidymlflow.incomplete" not in again.data.tags
+    files = {a.path for a in store.client.list_artifacts(run.info.run_id, "tidymodels")}
+    assert "tidymodels/outputs.parquet" in files
 
 
 def test_failed_artifact_upload_raises_in_strict_mode(store, split):
     _broken_artifact_experiment(store)
     tidymlflow.autolog()
-    with pytest.raises(OSError):
+    with pytest.raises(TidyMLflowError, match="Errno|Not a directory|exists"):
         _wf().fit(split[0])
+        tidymlflow.flush(timeout=120)
 
 
 def test_two_threads_get_two_runs(store, split):
@@ -255,17 +284,23 @@ def test_evaluate_of_unlogged_fit_logs_nothing(store, split):
 def test_odd_values_are_logged_safely(store, split):
     import numpy as np
 
+    from tidymlflow._deliver import Deliverer
+    from tidymlflow._job import FORMAT, Stage
+    from tidymlflow._runs import current_target
     from tidymlflow._writer import RunWriter, clean_key
 
     tidymlflow.autolog()
     huge = "y ~ x1 + x2 + " + " + ".join(["x1"] * 3000)
     run = store.client.create_run(store.experiment_id)
-    writer = RunWriter(store.client, run.info.run_id)
+    stage = Stage(current_target().journal)
+    writer = RunWriter(stage, 0, f"run:{run.info.run_id}", kind="existing")
     writer.log_params({"formula": huge, "naïve/ü name": "ok", "a/../b": 1})
     writer.log_metrics({"nan": np.nan, "inf": np.inf, "ok": 1.5, "text": "abc"})
     writer.set_tags({"stats.über": "∑"})
     assert writer.skipped_metrics == 3
-    writer.flush()
+    job = stage.commit({"format": FORMAT, "call": "test", "target": current_target().manifest(),
+                        "runs": [writer.record()]})
+    assert Deliverer(apply_target=False).deliver(job).errors == []
     data = store.client.get_run(run.info.run_id).data
     assert len(data.params["formula"]) == 6000 and data.params["formula"].endswith("...")
     assert data.params["naïve/ü name"] == "ok" and data.params[clean_key("a/../b")] == "1"

@@ -43,6 +43,7 @@ def test_autolog_before_imports_patches_on_import(tmp_path, tracking_uri):
         from py_workflows import workflow
         df = pd.DataFrame({{"x1": np.arange(30.0), "y": np.arange(30.0) * 2 + np.sin(np.arange(30))}})
         workflow().add_formula("y ~ x1").add_model(linear_reg()).fit(df)
+        tidymlflow.flush()
         print(len(mlflow.search_runs([exp])))
     """, tmp_path)
     assert out.returncode == 0, out.stderr

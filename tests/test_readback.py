@@ -126,6 +126,7 @@ def test_stats_value_text_is_read_back_as_the_writer_wrote_it(tmp_path):
 
     import numpy as np
 
+    from tidymlflow._job import Stage
     from tidymlflow._writer import RunWriter
     from tidymlflow.readback import _read_table
 
@@ -134,7 +135,8 @@ def test_stats_value_text_is_read_back_as_the_writer_wrote_it(tmp_path):
     stats = pd.DataFrame({"split": ["train"] * len(values), "metric": [f"m{i}" for i in range(len(values))],
                           "value": pd.Series(values, dtype=object),
                           "note": pd.Series(["a", None] * 5 + ["b"], dtype=object)})
-    writer = RunWriter(None, "run")
+    stage = Stage(str(tmp_path))
+    writer = RunWriter(stage, 0, "run")
     writer.log_table(stats, "tidymodels/stats.parquet")
     writer.log_table(stats.iloc[:5], "tidymodels/other/stats.parquet")  # all numbers: no text
     try:
@@ -142,7 +144,7 @@ def test_stats_value_text_is_read_back_as_the_writer_wrote_it(tmp_path):
         only_numbers = _read_table(writer.artifact_path("tidymodels/other/stats.parquet"),
                                    "tidymodels/stats.parquet")
     finally:
-        writer.discard()
+        stage.discard()
     assert read["value"].dtype == object
     got = read["value"].tolist()
     assert got[:9] == [0.1 + 0.2, 120, 1e-7, -3, float("inf"), "y ~ x1", "2021-01-01", "1_000", " 7"]

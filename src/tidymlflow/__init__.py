@@ -12,7 +12,7 @@ from tidymlflow._version import __version__
 from tidymlflow.errors import TidyMLflowError, TidyMLflowWarning
 from tidymlflow.readback import collect, load_outputs
 
-__all__ = ["autolog", "collect", "load_outputs", "run_id", "TidyMLflowError", "TidyMLflowWarning",
+__all__ = ["autolog", "collect", "flush", "load_outputs", "run_id", "TidyMLflowError", "TidyMLflowWarning",
            "__version__"]
 
 
@@ -36,15 +36,19 @@ def autolog(
     disable: bool = False,
     silent: bool = False,
     layers: Mapping[str, bool] | None = None,
+    writer: str | None = None,
 ) -> None:
     """Record every py-tidymodels fit, prep, resampling, tuning and workflow-set call in MLflow.
 
-    Each flag is described in the README (and docs/contract.md).
-    Calling it again replaces the configuration; ``disable=True`` removes every patch.
+    Each flag is described in the README (and docs/contract.md). ``writer="process"`` (the
+    default, or ``TIDYMLFLOW_WRITER``) writes from a process of its own, which starts now and gets
+    ready while the script goes on; ``"inline"`` writes in this process.
+    Calling it again replaces the configuration; ``disable=True`` removes every patch (what was
+    handed over is still written).
     Raises TypeError / ValueError naming the offending flag.
     """
     flags = dict(locals())
-    from tidymlflow import _engine
+    from tidymlflow import _engine, _runs, _service
     from tidymlflow._config import build_config
 
     config = build_config(flags, registered=_engine.discover_layers())
@@ -52,15 +56,44 @@ def autolog(
         _engine.deactivate()
     else:
         _engine.activate(config)
+        _service.get(warm=_runs.current_target().manifest())
 
 
-def run_id(obj: object) -> str | None:
+def flush(timeout: float | None = None) -> list[str]:
+    """Wait until everything logged so far is written to MLflow (or kept in the journal when it
+    cannot be), and return the ids of the runs written since the last ``flush()``.
+
+    Raises TimeoutError when ``timeout`` seconds pass first; in strict mode
+    (``TIDYMLFLOW_STRICT=1``) raises the writer's errors.
+    """
+    from tidymlflow import _service
+
+    writer = _service.current()
+    if writer is None:
+        return []
+    if not writer.flush(timeout):
+        raise TimeoutError(f"tidymlflow.flush(): the writer did not finish within {timeout} s; it goes on")
+    writer.report.emit()
+    written = writer.written()
+    new, _flushed[0] = written[_flushed[0]:], len(written)
+    return new
+
+
+_flushed = [0]
+
+
+def run_id(obj: object, timeout: float | None = 60.0) -> str | None:
     """The id of the run that logged ``obj`` (a fit, a nested fit or a results object), or None
-    when tidymlflow did not log it (or it was logged before this process started)."""
+    when tidymlflow did not log it (or it was logged before this process started, or its run
+    could not be written yet). Waits for the writer to create the run, at most ``timeout`` s."""
+    from tidymlflow import _service
     from tidymlflow._runs import registry
 
     logged = registry.lookup(obj)
-    return None if logged is None else logged.run_id
+    writer = _service.current()
+    if logged is None or writer is None:
+        return None
+    return writer.run_id(logged.handle, timeout)
 
 
 def __getattr__(name: str) -> types.ModuleType:

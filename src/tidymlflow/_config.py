@@ -31,6 +31,7 @@ class AutologConfig:
     exclusive: bool = False
     disable: bool = False
     silent: bool = False
+    writer: str | None = None  # "process" / "inline"; None: TIDYMLFLOW_WRITER, else "process"
 
     def layer_enabled(self, name: str) -> bool:
         return not self.disable and self.layers.get(name, True)
@@ -132,7 +133,10 @@ def build_config(flags: dict[str, Any], registered: Collection[str]) -> AutologC
         _require_bool(name, flags[name])
     if flags["plotly_js"] not in ("cdn", "embed"):
         raise ValueError(f"autolog(): plotly_js must be 'cdn' or 'embed', got {flags['plotly_js']!r}")
+    if flags["writer"] not in (None, "process", "inline"):
+        raise ValueError(f"autolog(): writer must be 'process' or 'inline', got {flags['writer']!r}")
     return AutologConfig(
+        writer=flags["writer"],
         layers=_layer_flags({n: flags[n] for n in BUILTIN_LAYERS}, flags["layers"], registered),
         log_plots=_plots(flags["log_plots"]),
         plotly_js=flags["plotly_js"],

@@ -18,7 +18,7 @@ from typing import Any
 
 import wrapt
 
-from tidymlflow import _safety, _state
+from tidymlflow import _safety, _service, _state
 from tidymlflow._config import AutologConfig
 from tidymlflow._runs import py_tidymodels_version, user_run
 from tidymlflow.errors import TidyMLflowError, TidyMLflowWarning
@@ -199,6 +199,8 @@ def _wrapper(layer_name: str, patch: Patch) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         config = _state.config
+        if patch.serve is not None:
+            return _serve(config, layer_name, patch, wrapped, instance, args, kwargs)
         outer = active_call.get()
         if config is None or outer is not None:  # off, or nested inside a patched call
             result = _safety.call_as_caller(wrapped, args, kwargs)
@@ -214,6 +216,18 @@ def _wrapper(layer_name: str, patch: Patch) -> Callable[..., Any]:
             active_call.reset(token)
 
     return wrapper
+
+
+def _serve(config: AutologConfig | None, layer_name: str, patch: Patch, wrapped: Callable[..., Any],
+           instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A patch that may answer the call itself: its answer, else the original (run once)."""
+    served = None
+    if config is not None and config.layer_enabled(layer_name) and patch.serve is not None:
+        try:
+            served = patch.serve(instance, args, kwargs)
+        except Exception:  # never the user's problem: the library answers instead
+            served = None
+    return _safety.call_as_caller(wrapped, args, kwargs) if served is None else served
 
 
 def _reached_unpatched() -> bool:
@@ -235,6 +249,7 @@ def _reached_unpatched() -> bool:
 def _run(call: Call, handler: Handler | None, wrapped: Callable[..., Any], args: tuple[Any, ...],
          kwargs: dict[str, Any]) -> Any:
     """Run the original exactly once; log around it without ever changing its outcome."""
+    _report_writer()
     gen = _start(call, handler)
     with _safety.mlflow_autolog_paused(gen is not None):
         start = time.perf_counter()
@@ -245,16 +260,28 @@ def _run(call: Call, handler: Handler | None, wrapped: Callable[..., Any], args:
                 with _safety.quiet():
                     gen.close()
                     call.fail(exc)
-                    call.finish("FAILED")
+                    call.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
                 call.report_errors(raise_in_strict=False)
             raise
         if gen is not None:
             call.duration = time.perf_counter() - start
-            with _safety.quiet():
-                _resume(call, gen, result)
-                call.finish("FINISHED")
+            try:
+                with _safety.quiet():
+                    _resume(call, gen, result)
+                    call.finish("FINISHED")
+            finally:
+                call.abandon()  # interrupted before the hand-over: no half-staged job is left
             call.report_errors()
+            if isinstance(_service.current(), _service.Inline):
+                _report_writer()  # in-process: a job kept in the journal is said at once
     return result
+
+
+def _report_writer() -> None:
+    """What the writer reported since the last call: warnings, or an error in strict mode."""
+    writer = _service.current()
+    if writer is not None:
+        writer.report.emit()
 
 
 def _start(call: Call, handler: Handler | None) -> Generator[None, Any, None] | None:

@@ -3,15 +3,19 @@ from fitted objects to the runs that logged them."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from tidymlflow import _journal
+from tidymlflow._job import Stage
 from tidymlflow._version import __version__
 from tidymlflow._writer import RunWriter
 
@@ -37,73 +41,94 @@ def py_tidymodels_version() -> str:
 
 
 def base_tags(layer: str, call: str, extra: Mapping[str, str]) -> dict[str, str]:
-    """Tags for every run a call creates (context tags resolved once per call)."""
-    from mlflow.tracking.context.registry import resolve_tags
-
-    tags = resolve_tags(dict(extra))
-    tags.update({AUTOLOG_TAG: "tidymlflow", "tidymlflow.layer": layer, "tidymlflow.call": call,
-                 "tidymlflow.version": tidymlflow_version(),
-                 "py_tidymodels.version": py_tidymodels_version()})
-    return tags
+    """Tags for every run a call creates; the writer adds MLflow's context tags (source, user,
+    git commit) under them."""
+    return {**extra, AUTOLOG_TAG: "tidymlflow", "tidymlflow.layer": layer, "tidymlflow.call": call,
+            "tidymlflow.version": tidymlflow_version(), "py_tidymodels.version": py_tidymodels_version()}
 
 
 def user_run() -> Any:
-    """The run the user started in this thread, if any."""
-    import mlflow
+    """The run the user started in this thread, if any (None when MLflow was never imported:
+    then nobody started one)."""
+    mlflow = sys.modules.get("mlflow")
+    return None if mlflow is None else mlflow.active_run()
 
-    return mlflow.active_run()
+
+@dataclass(frozen=True)
+class Target:
+    """Where a call's runs go, as the user's process sees it when the call starts: the tracking
+    URI, the experiment and the user's active run. Read without a network call and without
+    importing MLflow; the writer resolves it exactly as MLflow would have in this process."""
+
+    tracking_uri: str | None
+    cwd: str
+    experiment_id: str | None  # set by mlflow.set_experiment() in this process
+    env: Mapping[str, str]
+    user_run: tuple[str, str] | None  # (run id, experiment id)
+
+    @property
+    def journal(self) -> str:
+        """This tracking URI's journal folder."""
+        return _journal.folder(_journal.uri_key(self.tracking_uri, self.cwd))
+
+    def manifest(self) -> dict[str, Any]:
+        return {"tracking_uri": self.tracking_uri, "cwd": self.cwd, "experiment_id": self.experiment_id,
+                "env": dict(self.env)}
 
 
-def open_run(client: Any, name: str, tags: dict[str, str], *, parent: RunWriter | None,
-             hierarchical: bool, start_time: int | None = None) -> tuple[RunWriter, bool]:
+_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS",
+        "MLFLOW_RUN_CONTEXT")
+
+
+def current_target() -> Target:
+    """The :class:`Target` of a call starting now in this thread."""
+    env = {k: os.environ[k] for k in _ENV if k in os.environ}
+    uri, experiment, active = env.get("MLFLOW_TRACKING_URI"), None, None
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:
+        from mlflow.tracking import _tracking_service, fluent
+
+        if _tracking_service.utils.is_tracking_uri_set():
+            uri = mlflow.get_tracking_uri()
+        experiment = getattr(fluent, "_active_experiment_id", None)
+        run = mlflow.active_run()
+        if run is not None:
+            active = (run.info.run_id, str(run.info.experiment_id))
+    return Target(uri, os.getcwd(), experiment, env, active)
+
+
+def open_run(stage: Stage, index: int, target: Target, name: str, tags: dict[str, str], *,
+             parent: RunWriter | None, hierarchical: bool,
+             start_time: int | None = None) -> tuple[RunWriter, bool]:
     """Return (writer, owned): a new run, or the user's active run for a single fit."""
+    start = start_time or now_ms()
     if parent is not None:
-        experiment_id = parent.experiment_id or str(client.get_run(parent.run_id).info.experiment_id)
-        return _create(client, experiment_id, name, {**tags, PARENT_TAG: parent.run_id}, start_time), True
-    active = user_run()
-    if active is None:
-        from mlflow.tracking.fluent import _get_experiment_id
-
-        return _create(client, str(_get_experiment_id()), name, tags), True
-    run_id, experiment_id = active.info.run_id, str(active.info.experiment_id)
+        return RunWriter(stage, index, _new_handle(), parent=parent.handle, name=name, tags=tags,
+                         start_time=start), True
+    if target.user_run is None:
+        return RunWriter(stage, index, _new_handle(), name=name, tags=tags, start_time=start), True
+    run_id, experiment_id = target.user_run
     if not hierarchical:
         with _claim_lock:
             claim = run_id not in _claimed_user_runs
             _claimed_user_runs.add(run_id)
         if claim:
-            writer = RunWriter(client, run_id, experiment_id, shared=True)
+            writer = RunWriter(stage, index, f"run:{run_id}", kind="existing", shared=True)
             writer.set_tags({k: v for k, v in tags.items() if k.startswith(("tidymlflow.", "py_tidymodels."))
                              or k == AUTOLOG_TAG})
             return writer, False
-    return _create(client, experiment_id, name, {**tags, PARENT_TAG: run_id}), True
+    return RunWriter(stage, index, _new_handle(), parent=f"run:{run_id}", name=name, tags=tags,
+                     start_time=start, experiment_id=experiment_id), True
 
 
-def _create(client: Any, experiment_id: str, name: str, tags: dict[str, str],
-            start_time: int | None = None) -> RunWriter:
-    _model_training_view(client, experiment_id)
-    run = client.create_run(experiment_id, start_time=start_time or now_ms(), tags=tags, run_name=name)
-    return RunWriter(client, run.info.run_id, experiment_id)
+def _new_handle() -> str:
+    return uuid.uuid4().hex
 
 
 def now_ms() -> int:
     """The current time as MLflow stores it (milliseconds since the epoch)."""
     return int(time.time() * 1000)
-
-
-#: The experiment tag MLflow's UI reads to open an experiment in its model-training view.
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-_kinds_checked: set[tuple[str, str]] = set()
-
-
-def _model_training_view(client: Any, experiment_id: str) -> None:
-    """Once per experiment and process: an experiment without a kind opens in the MLflow UI's
-    model-training view (runs), not its GenAI view (traces)."""
-    key = (str(client.tracking_uri), experiment_id)
-    if key in _kinds_checked:
-        return
-    _kinds_checked.add(key)
-    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
-        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
 
 
 @dataclass
@@ -112,9 +137,9 @@ class LoggedRun:
     ``evaluate()`` lands there: the run, per-group / per-workflow children, and how many
     evaluations were logged so far (the step of the next one)."""
 
-    run_id: str
-    children: dict[Any, str] | None = None  # group or wflow_id -> run id
-    groups: dict[str, dict[Any, str]] = field(default_factory=dict)  # wflow_id -> group -> run id
+    handle: str
+    children: dict[Any, str] | None = None  # group or wflow_id -> run handle
+    groups: dict[str, dict[Any, str]] = field(default_factory=dict)  # wflow_id -> group -> run handle
     metric: str | None = None  # the ranking metric of a comparison
     evaluations: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

@@ -6,13 +6,17 @@ layer's target."""
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidymlflow import _runs, _safety, _state
+from tidymlflow import _runs, _safety, _service, _state
 from tidymlflow._config import AutologConfig
+from tidymlflow._job import FORMAT, Stage
+from tidymlflow._runs import Target
 from tidymlflow._writer import RunWriter
+from tidymlflow.errors import TidyMLflowError
 
 #: The tag that says why a run FAILED: the user's exception, ``<type>: <message>``.
 ERROR_TAG = "tidymlflow.error"
@@ -38,7 +42,9 @@ class Patch:
     a free function that other modules (or the user) imported by name before the patch.
     ``observe`` records the result of this call when it runs nested inside another patched call
     of the same thread (``Call.observed``; the first per instance), so the outer call can log
-    what it did.
+    what it did. ``serve(instance, args, kwargs)`` answers the call itself while the layer is on
+    (a result tidymlflow already computed, e.g. a fit's tables), or returns None to run the
+    original; it logs nothing.
     """
 
     module: str
@@ -46,6 +52,7 @@ class Patch:
     handler: Handler | None = None
     rebind: bool = False
     observe: bool = False
+    serve: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,10 @@ class Layer:
     patches: tuple[Patch, ...]
     contribute: Contributor | None = None
     supported: str = ">=0.1.0,<0.2"
+
+
+class WriterError(TidyMLflowError):
+    """A part of a call's job the writer could not log (its message names the original error)."""
 
 
 @dataclass
@@ -79,7 +90,8 @@ class Call:
     observed: list[tuple[str, Any, Any]] = field(default_factory=list)
     _runs: list[tuple[RunWriter, bool]] = field(default_factory=list)  # (writer, tidymlflow ends it)
     _observed_keys: set[tuple[str, int]] = field(default_factory=set)
-    _client: Any = None
+    _target: Target | None = None
+    _stage: Stage | None = None
     _base_tags: dict[str, str] | None = None
 
     # -- arguments ----------------------------------------------------------------------------
@@ -94,13 +106,18 @@ class Call:
 
     # -- runs ---------------------------------------------------------------------------------
     @property
-    def client(self) -> Any:
-        """The MlflowClient this call writes with (created on first use)."""
-        if self._client is None:
-            from mlflow import MlflowClient
+    def target(self) -> Target:
+        """Where this call's runs go: tracking URI, experiment and the user's run, as of its start."""
+        if self._target is None:
+            self._target = _runs.current_target()
+        return self._target
 
-            self._client = MlflowClient()
-        return self._client
+    @property
+    def stage(self) -> Stage:
+        """The call's job, staged in the journal of its tracking URI."""
+        if self._stage is None:
+            self._stage = Stage(self.target.journal)
+        return self._stage
 
     def start_run(self, name: str, *, parent: RunWriter | None = None, hierarchical: bool = False,
                   tags: Mapping[str, Any] | None = None, start_time: int | None = None) -> RunWriter:
@@ -108,36 +125,50 @@ class Call:
         ``start_time`` (ms) orders runs in the MLflow UI, whose default sort is newest first."""
         if self._base_tags is None:
             self._base_tags = _runs.base_tags(self.layer, self.name, self.config.extra_tags)
-        writer, owned = _runs.open_run(self.client, name, self._base_tags, parent=parent,
-                                       hierarchical=hierarchical, start_time=start_time)
+        writer, owned = _runs.open_run(self.stage, len(self._runs), self.target, name, self._base_tags,
+                                       parent=parent, hierarchical=hierarchical, start_time=start_time)
         if tags:
             writer.set_tags(tags)
         self._runs.append((writer, owned))
         return writer
 
-    def resume_run(self, run_id: str) -> RunWriter:
+    def resume_run(self, handle: str) -> RunWriter:
         """A writer for a run logged earlier (e.g. the fit that ``evaluate()`` belongs to)."""
-        writer = RunWriter(self.client, run_id)
+        writer = RunWriter(self.stage, len(self._runs), handle, kind="existing")
         self._runs.append((writer, False))
         return writer
 
     def finish(self, status: str) -> None:
-        """Flush every writer (children first) and end the runs this call opened."""
-        skipped = 0
-        for writer, owned in reversed(self._runs):
-            skipped += writer.skipped_metrics
-            try:
-                writer.flush()
-            except Exception as exc:  # keep going: the remaining runs still get ended
-                self.errors.append(exc)
+        """Hand the call's runs to the writer, ending the ones this call opened with ``status``."""
+        if not self._runs:
+            return
+        skipped = sum(writer.skipped_metrics for writer, _ in self._runs)
+        end = _runs.now_ms()
+        for writer, owned in self._runs:
             if owned:
-                try:
-                    self.client.set_terminated(writer.run_id, status, end_time=writer.end_time)
-                except Exception as exc:
-                    self.errors.append(exc)
+                writer.status = status
+                writer.end_time = writer.end_time or end
+        manifest = {"format": FORMAT, "call": self.name, "layer": self.layer, "argv": sys.argv[:1],
+                    "target": self.target.manifest(), "runs": [w.record() for w, _ in self._runs]}
+        handles = [w.handle for w, _ in self._runs]
         self._runs.clear()
+        try:
+            job = self.stage.commit(manifest)
+        except Exception as exc:  # the journal's disk is full or gone: nothing can be kept
+            self.stage.discard()
+            self.errors.append(exc)
+            return
+        self._stage = None
+        self.errors.extend(WriterError(e) for e in _service.get().submit(job, handles))
         if skipped:
             self.info(f"{skipped} non-finite or non-numeric metric value(s) were not logged")
+
+    def abandon(self) -> None:
+        """Drop a job that was interrupted before it was handed over."""
+        if self._stage is not None:
+            self._stage.discard()
+            self._stage = None
+        self._runs.clear()
 
     def observe(self, name: str, instance: Any, result: Any) -> None:
         """Record a nested call's result: the first per (call, instance) only, so that per-fold
@@ -178,8 +209,9 @@ class Call:
             raise first
         if not self.config.silent:
             more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
-            _safety.warn(f"tidymlflow: logging {self.name} failed: {type(first).__name__}: "
-                         f"{first}{more}. The call's result is unaffected.", stacklevel=4)
+            what = str(first) if isinstance(first, WriterError) else f"{type(first).__name__}: {first}"
+            _safety.warn(f"tidymlflow: logging {self.name} failed: {what}{more}. The call's result is "
+                         "unaffected.", stacklevel=4)
 
 
 _PARAMS: dict[Any, list[str]] = {}

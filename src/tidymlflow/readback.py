@@ -176,6 +176,13 @@ def _table_path(table: str) -> str:
 
 
 def _client(client: MlflowClient | None, tracking_uri: str | None) -> MlflowClient:
+    """The client to read with, once everything this process logged is written (the writer
+    process writes after the calls return)."""
+    from tidymlflow import _service
+
+    writer = _service.current()
+    if writer is not None:
+        writer.flush(_service.EXIT_TIMEOUT)
     if client is not None:
         if tracking_uri is not None:
             raise ValueError("pass client or tracking_uri, not both")
@@ -318,11 +325,11 @@ def _read_table(local: str, relative: str) -> pd.DataFrame:
 
     - object columns the reader would turn into strings (pandas 3) are object again, with None
       for missing values;
-    - ``stats.value``, which the writer stores as text (``_writer._as_text``), gets its numbers
+    - ``stats.value``, which the writer stores as text (``_job._as_text``), gets its numbers
       back.
     """
     import pandas as pd
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq
 
     frame = pd.read_parquet(local)
     meta = pq.read_schema(local).pandas_metadata or {}

@@ -41,37 +41,23 @@ def log_tables(call: Call, writer: RunWriter, frames: Outputs) -> None:
             writer.log_table(frame, f"tidymodels/{name}.parquet")
 
 
-#: The tag that points at a fit's logged model (``log_models=True``).
-MODEL_URI_TAG = "tidymlflow.model_uri"
-
-
 def log_model(call: Call, writer: RunWriter, fit: Any) -> None:
     """With ``log_models``, the fit as an MLflow model named ``model`` linked to its run (and
     registered under ``registered_model_name``); the run's tag ``tidymlflow.model_uri`` points at
     it. A model that cannot be logged is one of the call's logging errors; the rest stays."""
     if not call.config.log_models:
         return
-    from tidymlflow import models
-
     try:
-        info = models.log_model(fit, name="model", registered_model_name=call.config.registered_model_name,
-                                run_id=writer.run_id)
+        writer.log_model(fit, call.config.registered_model_name)
     except Exception as exc:
         call.errors.append(exc)
-        return
-    writer.set_tags({MODEL_URI_TAG: info.model_uri})
 
 
 def log_dataset(call: Call, writer: RunWriter, data: Any, context: str) -> None:
     """Record a frame as an MLflow dataset input (schema and digest, no rows)."""
     if not call.config.log_datasets or data is None or not hasattr(data, "columns"):
         return
-    from mlflow.data.pandas_dataset import from_pandas
-    from mlflow.entities import DatasetInput, InputTag
-
-    dataset = from_pandas(data, name=context)
-    writer.add_dataset(DatasetInput(dataset._to_mlflow_entity(),
-                                    [InputTag("mlflow.data.context", context)]))
+    writer.add_dataset(data, context)
 
 
 class OutputsError(RuntimeError):
@@ -97,7 +83,7 @@ def log_single(call: Call, writer: RunWriter, fit: Any, data: Any = None,
     log_info(writer, fits.describe(fit), **(extra_params or {}))
     if timed:
         log_duration(call, writer)
-    _register(fit, LoggedRun(writer.run_id))
+    _register(fit, LoggedRun(writer.handle))
     frames = outputs(call, fit, "its params and duration")
     if frames is None:
         return
@@ -138,8 +124,8 @@ def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> 
             per_group[group], tags = common.stats_metrics(group_stats)
             child.log_metrics(per_group[group])
             child.set_tags(tags)
-        children[group], writers[group] = child.run_id, child
-        _register(fit, LoggedRun(child.run_id))
+        children[group], writers[group] = child.handle, child
+        _register(fit, LoggedRun(child.handle))
     first = next(iter(infos.values()))
     params = {**first.params(), "group_col": group_col, "n_groups": len(children)}
     if len({i.formula for i in infos.values()}) != 1:
@@ -155,7 +141,7 @@ def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> 
     log_dataset(call, parent, data, "train")
     call.contribute(parent, nested, writers)
     log_model(call, parent, nested)
-    registry.register(nested, LoggedRun(parent.run_id, children=children))
+    registry.register(nested, LoggedRun(parent.handle, children=children))
 
 
 def _describe_nested(parent: RunWriter, info: FitInfo, group_col: str,
@@ -178,7 +164,7 @@ def evaluate(call: Call) -> Generator[None, Any, None]:
     frames = outputs(call, fit, "nothing of this evaluation")
     if frames is None:
         return
-    writer = call.resume_run(logged.run_id)
+    writer = call.resume_run(logged.handle)
     test_data = call.argument("test_data")
     if logged.children is None:
         metrics, _ = common.stats_metrics(frames.stats, splits={"test"})
@@ -189,10 +175,10 @@ def evaluate(call: Call) -> Generator[None, Any, None]:
     else:
         per_group = {}
         for group, stats in common.by_group(frames.stats, fit.group_col):
-            run_id = logged.children.get(group)
-            if run_id is not None:
+            handle = logged.children.get(group)
+            if handle is not None:
                 per_group[group], _ = common.stats_metrics(stats, splits={"test"})
-                call.resume_run(run_id).log_metrics(per_group[group], step=step)
+                call.resume_run(handle).log_metrics(per_group[group], step=step)
         writer.log_metrics(common.group_summary(per_group), step=step)
         nested_plots(call, writer, frames, fit.group_col)
     log_tables(call, writer, frames)

@@ -3,13 +3,15 @@ and its three output DataFrames. Pure readers of py-tidymodels objects; no MLflo
 
 from __future__ import annotations
 
+import threading
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import pandas as pd
 
-from tidymlflow._read import common, recipes
+from tidymlflow._read import common, fast, recipes
 
 #: The names of the library's three output DataFrames, in ``extract_outputs()`` order.
 TABLES = ("outputs", "coefficients", "stats")
@@ -24,8 +26,81 @@ class Outputs(NamedTuple):
 
 
 def outputs(fit: Any) -> Outputs:
-    """``fit.extract_outputs()`` as named tables (any fit, nested fit or nested results)."""
-    return Outputs(*fit.extract_outputs())
+    """``fit.extract_outputs()`` as named tables (any fit, nested fit or nested results),
+    computed once per state of a fit (:data:`cache`) with diagnostics that cost O(n)."""
+    hit = cache.get(fit)
+    if hit is not None:
+        return Outputs(*hit)
+    with fast.diagnostics():
+        frames = tuple(fit.extract_outputs())
+    cache.put(fit, frames)
+    return Outputs(*frames)
+
+
+def _state(fit: Any) -> tuple[Any, ...] | None:
+    """What identifies a fit's state for its tables: the objects the ``evaluation_data`` of the
+    fit and of every fit inside it holds; ``evaluate()`` changes it. None for objects that hold
+    no fit (results objects are read afresh each time)."""
+    parts: list[Any] = []
+
+    def visit(obj: Any, depth: int) -> None:
+        data = getattr(obj, "evaluation_data", None)
+        if isinstance(data, dict):
+            parts.append((id(obj), tuple((k, id(v)) for k, v in data.items())))
+        if depth < 3:
+            inner = inner_model_fit(obj)
+            if inner is not None:
+                visit(inner, depth + 1)
+            groups = getattr(obj, "group_fits", None)
+            for group_fit in groups.values() if isinstance(groups, dict) else ():
+                visit(group_fit, depth + 1)
+
+    visit(fit, 0)
+    return tuple(parts) if parts else None
+
+
+class OutputsCache:
+    """The three tables of each live fit in its current state: tidymlflow computes them once,
+    and the user's own ``extract_outputs()`` gets them too while the fit is unchanged. An entry
+    goes with its fit, and is replaced when ``evaluate()`` changes the fit."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[Any], tuple[Any, ...], tuple[Any, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, fit: Any) -> tuple[Any, ...] | None:
+        with self._lock:
+            entry = self._entries.get(id(fit))
+        if entry is None or entry[0]() is not fit or entry[1] != _state(fit):
+            return None
+        return entry[2]
+
+    def put(self, fit: Any, frames: tuple[Any, ...]) -> None:
+        state = _state(fit)
+        if state is None:
+            return
+        key = id(fit)
+
+        def forget(_ref: weakref.ref[Any], key: int = key, cache: OutputsCache = self) -> None:
+            with cache._lock:
+                cache._entries.pop(key, None)
+
+        try:
+            ref = weakref.ref(fit, forget)
+        except TypeError:
+            return
+        with self._lock:
+            self._entries[key] = (ref, state, frames)
+
+
+cache = OutputsCache()
+
+
+def serve_outputs(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The user's ``extract_outputs()`` of a fit tidymlflow read in this state: copies of the
+    same tables, without computing them again; None (the library's own runs) otherwise."""
+    hit = cache.get(instance) if not args and not kwargs else None
+    return None if hit is None else tuple(frame.copy() for frame in hit)
 
 
 @dataclass(frozen=True)

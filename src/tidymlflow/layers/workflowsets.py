@@ -190,7 +190,7 @@ def _log_nested_set(call: Call, parent: RunWriter, results: Any) -> None:
         child.log_metrics(summaries[wid])
         grand = _group_runs(call, child, wid, group_col, per_wf[wid], RunWriter.log_metrics)
         call.contribute(child, ok[wid]["nested_fit"], grand)
-        groups[wid] = {g: w.run_id for g, w in grand.items()}
+        groups[wid] = {g: w.handle for g, w in grand.items()}
 
     scored = _Set(ws, metric, {w: s.get(f"train_{metric}_mean") for w, s in summaries.items()},
                   ok=list(ok), failed=wsr.errors(results), child_tags={"group_col": group_col})
@@ -200,7 +200,7 @@ def _log_nested_set(call: Call, parent: RunWriter, results: Any) -> None:
     parent.log_params({"group_col": group_col, "n_groups": len({g for v in per_wf.values() for g in v})})
     _nested_tables(call, parent, results, metric, "train")
     _nested_plots(call, parent, results, per_wf, summaries, metric, "train", order[0] if order else None)
-    registry.register(results, LoggedRun(parent.run_id, children=children, groups=groups, metric=metric))
+    registry.register(results, LoggedRun(parent.handle, children=children, groups=groups, metric=metric))
 
 
 def _remember(fill: Callable[[RunWriter, str], None],
@@ -208,7 +208,7 @@ def _remember(fill: Callable[[RunWriter, str], None],
     """``fill`` that also records each child's run id by wflow_id."""
     def wrapped(child: RunWriter, wid: str) -> None:
         fill(child, wid)
-        children[wid] = child.run_id
+        children[wid] = child.handle
 
     return wrapped
 
@@ -271,10 +271,10 @@ def _nested_evaluate(call: Call) -> Generator[None, Any, None]:
         child.log_metrics(summaries[wid], step=step)
         child.set_tags({"rank": position})
         for group, metrics in per_wf[wid].items():
-            run_id = logged.groups[wid].get(group)
-            if run_id is not None:
-                call.resume_run(run_id).log_metrics(metrics, step=step)
-    parent = call.resume_run(logged.run_id)
+            handle = logged.groups[wid].get(group)
+            if handle is not None:
+                call.resume_run(handle).log_metrics(metrics, step=step)
+    parent = call.resume_run(logged.handle)
     if order:
         parent.set_tags({"best_wflow_id": order[0], f"{PREFIX}.rank_split": "test"})
     comparison.best_metrics(parent, order, {w: _mean_metrics(s) for w, s in summaries.items()}, step=step)

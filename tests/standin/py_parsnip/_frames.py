@@ -28,7 +28,21 @@ def regression_rows(split: str, actuals, fitted, n_params: int) -> list[tuple]:
     if split == "train":
         denom = float(np.sum(res**2))
         rows.append(("durbin_watson", float(np.sum(np.diff(res) ** 2)) / denom if denom else np.nan))
+        rows += ljung_box(res)
     return [(split, m, v) for m, v in rows]
+
+
+def ljung_box(residuals) -> list[tuple]:
+    """As the library's engines: statsmodels' Ljung-Box at max(1, min(10, n // 5)) lags, the last
+    lag's statistic and p-value (O(n^2) in statsmodels, like the real library's)."""
+    try:
+        import statsmodels.stats.diagnostic as sm_diag
+
+        n_lags = max(1, min(10, len(residuals) // 5))
+        lb = sm_diag.acorr_ljungbox(residuals, lags=n_lags)
+        return [("ljung_box_stat", lb["lb_stat"].iloc[-1]), ("ljung_box_p", lb["lb_pvalue"].iloc[-1])]
+    except Exception:
+        return [("ljung_box_stat", np.nan), ("ljung_box_p", np.nan)]
 
 
 def build_outputs(fit, train_resid_is_actuals: bool = False):

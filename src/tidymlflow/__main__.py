@@ -1,0 +1,5 @@
+"""``python -m tidymlflow sync``."""
+
+from tidymlflow.sync import main
+
+raise SystemExit(main())

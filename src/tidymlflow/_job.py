@@ -1,0 +1,145 @@
+"""A call's job: what one patched call hands to the writer, staged as files in the journal.
+
+The user's process only extracts and stages (parquet for DataFrames, JSON for the rest, never a
+pickled library object on the way, except the model file ``log_models`` asks for); the writer
+reads the job and does every MLflow call and every plot. No MLflow, matplotlib or plotly here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+from tidymlflow import _journal
+
+#: Rows of a table's CSV twin (the preview in the MLflow UI); the parquet file has them all.
+CSV_ROWS = 10_000
+#: Rows of a dataset that identify it (MLflow's digest hashes at most this many).
+DATASET_ROWS = 10_000
+#: Version of the manifest layout; the writer refuses another.
+FORMAT = 1
+
+
+class Stage:
+    """The folder of one job while the call stages it: one sub-folder per run, frames written
+    once even when a table and a plot share them."""
+
+    def __init__(self, journal: str) -> None:
+        self.journal = journal
+        self._path: str | None = None
+        self._frames: dict[int, tuple[Any, str]] = {}  # id(frame) -> (frame, path in the job)
+        self._plot_inputs = 0
+
+    @property
+    def path(self) -> str:
+        """The job folder (made on first use)."""
+        if self._path is None:
+            self._path = _journal.new_job(self.journal)
+        return self._path
+
+    def file(self, relative: str) -> str:
+        """A local path for ``relative`` inside the job (its folder made)."""
+        path = os.path.join(self.path, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+    def frame(self, frame: Any, relative: str | None = None) -> str:
+        """Write ``frame`` as parquet at ``relative`` (or beside the plot inputs) unless it was
+        written already; returns its path inside the job."""
+        known = self._frames.get(id(frame))
+        if known is not None and known[0] is frame and (relative is None or known[1] == relative):
+            return known[1]
+        if relative is None:
+            self._plot_inputs += 1
+            relative = f"inputs/{self._plot_inputs}.parquet"
+        write_parquet(frame, self.file(relative))
+        self._frames[id(frame)] = (frame, relative)
+        return relative
+
+    def commit(self, manifest: dict[str, Any]) -> str:
+        """Write the manifest: the job is handed over. Returns the job folder."""
+        _journal.commit(self.path, manifest)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove a job that was never handed over (an interrupted call's staging)."""
+        if self._path is not None:
+            _journal.remove(self._path)
+            self._path = None
+
+
+def write_parquet(frame: Any, path: str) -> None:
+    """``frame`` as parquet with text column names; object columns that mix types (such as the
+    library's ``stats["value"]``) are written as text, which pyarrow otherwise refuses."""
+    if not all(isinstance(c, str) for c in frame.columns):
+        frame = frame.rename(columns=str)
+    try:
+        frame.to_parquet(path, index=False)
+    except Exception:
+        frame = frame.copy()
+        for col in [c for c in frame.columns if frame[c].dtype == object]:
+            frame[col] = frame[col].map(_as_text)
+        frame.to_parquet(path, index=False)
+
+
+def _as_text(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+# -- plot inputs: DataFrames as parquet files, everything else as JSON ---------------------------------
+def encode(value: Any, stage: Stage) -> Any:
+    """A JSON form of a plot argument; DataFrames are staged as parquet and referenced."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return {"$frame": stage.frame(value)}
+    if isinstance(value, pd.Series):
+        name = value.name if isinstance(value.name, str) else "value"
+        return {"$series": stage.frame(value.to_frame(name)), "name": name}
+    if isinstance(value, np.ndarray):
+        return {"$array": value.tolist()}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {"$dict": [[encode(k, stage), encode(v, stage)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"$tuple": [encode(v, stage) for v in value]}
+    if isinstance(value, list):
+        return [encode(v, stage) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot hand a {type(value).__name__} to the writer")
+
+
+def decode(value: Any, job: str) -> Any:
+    """The inverse of :func:`encode`, in the writer."""
+    if isinstance(value, list):
+        return [decode(v, job) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "$frame" in value or "$series" in value:
+        import pandas as pd
+
+        frame = pd.read_parquet(os.path.join(job, value.get("$frame") or value["$series"]))
+        return frame if "$frame" in value else frame[value["name"]]
+    if "$array" in value:
+        import numpy as np
+
+        return np.asarray(value["$array"])
+    if "$tuple" in value:
+        return tuple(decode(v, job) for v in value["$tuple"])
+    return {_hashable(decode(k, job)): decode(v, job) for k, v in value["$dict"]}
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(key) if isinstance(key, list) else key
+
+
+def dumps(obj: Any) -> str:
+    """JSON text of a logged dict (``recipe/steps.json`` and the like)."""
+    return json.dumps(obj, indent=1, default=str, ensure_ascii=False)

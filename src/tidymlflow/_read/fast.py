@@ -1,0 +1,88 @@
+"""The library's diagnostics at a cost that grows like the data, while tidymlflow reads a fit.
+
+py-tidymodels' ``extract_outputs()`` computes a Ljung-Box statistic on every fit's residuals
+through ``statsmodels.stats.diagnostic.acorr_ljungbox``, whose autocorrelation
+(``acf(..., fft=False)``) correlates the whole series with itself: O(n^2), 20-60 s at 300k rows.
+It needs at most 10 lags, so the same numbers come from 10 dot products, O(n). While tidymlflow
+calls ``extract_outputs()``, ``statsmodels.tsa.stattools._stattools.acf`` (which
+``acorr_ljungbox`` imports at each call) takes this path for exactly the arguments it uses and
+hands every other call to the original. The tables are equal to the library's to about 1e-15
+(tests/test_fast.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+_MODULE = "statsmodels.tsa.stattools._stattools"
+_lock = threading.Lock()
+_users = 0
+_original: Callable[..., Any] | None = None
+
+
+def acf_direct(x: Any, nlags: int) -> Any:
+    """``acf(x, nlags=nlags, fft=False)`` (not adjusted, demeaned, no missing handling), with one
+    dot product per lag instead of a full correlation."""
+    import numpy as np
+
+    d = np.asarray(x, dtype=float).ravel()
+    d = d - d.mean()
+    n = len(d)
+    acov = np.array([np.dot(d[: n - k], d[k:]) for k in range(min(nlags, n - 1) + 1)]) / n
+    return acov / acov[0]
+
+
+def _fast(original: Callable[..., Any]) -> Callable[..., Any]:
+    def acf(x: Any, adjusted: bool = False, nlags: int | None = None, qstat: bool = False,
+            fft: bool = True, alpha: float | None = None, bartlett_confint: bool = True,
+            missing: str = "none") -> Any:
+        simple = (not adjusted and nlags is not None and not qstat and not fft and alpha is None
+                  and missing == "none" and getattr(x, "ndim", 1) == 1 and len(x) > nlags)
+        if not simple:
+            return original(x, adjusted=adjusted, nlags=nlags, qstat=qstat, fft=fft, alpha=alpha,
+                            bartlett_confint=bartlett_confint, missing=missing)
+        return acf_direct(x, int(nlags))  # type: ignore[arg-type]
+
+    acf.tidymlflow_fast = True  # type: ignore[attr-defined]
+    return acf
+
+
+@contextlib.contextmanager
+def diagnostics() -> Iterator[None]:
+    """The O(n) autocorrelation in place for the duration (counted across threads)."""
+    global _users, _original
+    module = _stattools()
+    if module is None:
+        yield
+        return
+    with _lock:
+        if _users == 0:
+            _original = module.acf
+            module.acf = _fast(module.acf)
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0 and _original is not None:
+                module.acf = _original
+                _original = None
+
+
+def _stattools() -> Any:
+    """statsmodels' acf module when statsmodels is installed (the engines use it anyway)."""
+    module = sys.modules.get(_MODULE)
+    if module is not None:
+        return module
+    try:
+        if importlib.util.find_spec("statsmodels") is None:
+            return None
+        return importlib.import_module(_MODULE)
+    except Exception:
+        return None

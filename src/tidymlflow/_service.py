@@ -1,0 +1,498 @@
+"""The writer: where jobs go once a call has staged them.
+
+By default a process of its own (``python -m tidymlflow._service``, W&B's design): it imports
+MLflow, opens the store and draws every plot while the user's script goes on; the user's process
+hands it each job's folder over a pipe and never waits on it, except in :func:`flush`, in
+``tidymlflow.run_id`` and (bounded) at exit. ``TIDYMLFLOW_WRITER=inline`` (or
+``autolog(writer="inline")``) writes in the user's process instead, synchronously, for places
+where a process cannot be started.
+
+Jobs live in the journal (:mod:`tidymlflow._journal`) from the moment they are handed over, so a
+writer that dies, a server that is down and a full disk lose nothing: ``tidymlflow sync``
+delivers what is left.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import IO, Any
+
+from tidymlflow import _journal, _safety, _state
+from tidymlflow.errors import TidyMLflowError
+
+#: Seconds the user's process waits at exit for the writer (``TIDYMLFLOW_EXIT_TIMEOUT``).
+EXIT_TIMEOUT = 60.0
+#: Seconds of waiting at exit before one progress line is printed.
+PROGRESS_AFTER = 2.0
+#: Seconds the writer leaves an unreachable tracking URI alone before it tries again.
+RETRY_AFTER = 30.0
+#: HTTP settings of the writer process (unless the user set them): short, so that a dead server
+#: is known in seconds, not minutes.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+def mode() -> str:
+    """``process`` or ``inline``: the ``autolog(writer=...)`` choice, else ``TIDYMLFLOW_WRITER``."""
+    chosen = getattr(_state.config, "writer", None) or os.environ.get("TIDYMLFLOW_WRITER", "process")
+    return "inline" if chosen.strip().lower() == "inline" else "process"
+
+
+class Report:
+    """What the user's process learns about its jobs, reported in the user's thread (at the next
+    call, in flush and at exit): one warning per job with errors, one per tracking URI whose jobs
+    are kept in the journal, one if the writer dies; raised in strict mode."""
+
+    def __init__(self) -> None:
+        self.errors: deque[str] = deque()
+        self.kept: dict[str, list[Any]] = {}  # journal -> [count, reason]
+        self._kept_told: dict[str, int] = {}  # journal -> kept count when last told
+        self.dead: str | None = None
+        self._dead_told = False
+
+    def keep(self, journal: str, reason: str, count: int = 1) -> None:
+        entry = self.kept.setdefault(journal, [0, reason])
+        entry[0] = max(0, entry[0] + count)
+        entry[1] = reason or entry[1]
+
+    def emit(self) -> None:
+        messages = list(self._take())
+        if not messages:
+            return
+        if _state.strict():
+            raise TidyMLflowError(messages[0])
+        for message in messages:
+            _safety.warn(message, stacklevel=4)
+
+    def _take(self) -> Any:
+        while self.errors:
+            yield self.errors.popleft()
+        for journal, (count, reason) in self.kept.items():
+            told = self._kept_told.get(journal)
+            self._kept_told[journal] = count
+            if count > (told or 0) and (told is None or _state.strict()):  # strict: every time
+                yield (f"tidymlflow: could not write to MLflow ({reason}); {count} call(s) are kept in "
+                       f"{journal} and are written when it works again (the writer tries again), or "
+                       "by `tidymlflow sync`. Your code's results are unaffected.")
+        if self.dead and not self._dead_told:
+            self._dead_told = True
+            yield (f"tidymlflow: the writer process stopped ({self.dead}); what it had not written is "
+                   "kept in the journal: run `tidymlflow sync`. Logging goes on into the journal; "
+                   "your code's results are unaffected.")
+
+
+class Inline:
+    """Writes each job at once, in the user's process."""
+
+    def __init__(self) -> None:
+        from tidymlflow._deliver import Deliverer
+
+        self.deliverer = Deliverer(apply_target=False)
+        self.resolved: dict[str, str] = {}
+        self._order: list[str] = []
+        self.report = Report()
+
+    def submit(self, job: str, handles: list[str]) -> list[str]:
+        """Deliver ``job``; the errors of its parts (the call reports them itself)."""
+        from tidymlflow._deliver import Undelivered
+
+        with _journal.locked(job) as ours:
+            if not ours:
+                return []
+            try:
+                result = self.deliverer.deliver(job)
+            except Undelivered as exc:
+                self.report.keep(os.path.dirname(job), str(exc))
+                return []
+            _journal.remove(job)
+        self.resolved.update(result.runs)
+        self._order.extend(result.created)
+        return result.errors
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def run_id(self, handle: str, timeout: float | None = None) -> str | None:
+        return handle[4:] if handle.startswith("run:") else self.resolved.get(handle)
+
+    def written(self) -> list[str]:
+        return list(self._order)
+
+    def close(self, timeout: float) -> None:
+        self.report.emit()
+
+
+class Process:
+    """The writer process and the user's side of its pipe."""
+
+    def __init__(self, warm: dict[str, Any] | None) -> None:
+        self.pid = os.getpid()
+        self.report = Report()
+        self.resolved: dict[str, str] = {}
+        self._order: list[str] = []  # run ids in the order they were written
+        self._handles: dict[int, list[str]] = {}  # job number -> its handles
+        self._cond = threading.Condition()
+        self._submitted = 0
+        self._answered = 0
+        self._journals: set[str] = set()
+        self.proc = _spawn()
+        self._send({"op": "hello", "argv": sys.argv[:1], "path": sys.path, "warm": warm})
+        threading.Thread(target=self._read, name="tidymlflow-writer-pipe", daemon=True).start()
+
+    # -- the pipe ---------------------------------------------------------------------------------------
+    def _send(self, message: dict[str, Any]) -> bool:
+        stdin = self.proc.stdin
+        if self.report.dead or stdin is None:
+            return False
+        try:
+            stdin.write((json.dumps(message, default=str) + "\n").encode())
+            stdin.flush()
+            return True
+        except (OSError, ValueError):
+            self._died()
+            return False
+
+    def _read(self) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        for line in stdout:
+            try:
+                self._answer(json.loads(line))
+            except ValueError:
+                continue
+        self._died()
+
+    def _answer(self, message: dict[str, Any]) -> None:
+        with self._cond:
+            self._order.extend(message.get("created") or ())
+            self.resolved.update(message.get("runs") or {})
+            if message.get("errors"):
+                self.report.errors.extend(f"tidymlflow: logging {message.get('call')} failed: {e}. The "
+                                          "call's result is unaffected." for e in message["errors"])
+            if message.get("kept"):
+                self.report.keep(os.path.dirname(message.get("path", "")), message["kept"])
+            if message.get("late"):
+                self.report.keep(os.path.dirname(message.get("path", "")), "", -1)
+            elif message.get("op") == "job":
+                self._answered = max(self._answered, int(message["seq"]))
+                self._handles.pop(int(message["seq"]), None)
+            self._cond.notify_all()
+
+    def _died(self) -> None:
+        with self._cond:
+            if self.report.dead is None and not getattr(self, "_closing", False):
+                code = self.proc.poll()
+                self.report.dead = f"exit code {code}" if code is not None else "its pipe closed"
+            self.report.dead = self.report.dead or "closed"
+            self._cond.notify_all()
+
+    # -- the user's side --------------------------------------------------------------------------------
+    def submit(self, job: str, handles: list[str]) -> list[str]:
+        """Hand ``job`` over; never waits on the writer."""
+        with self._cond:
+            self._submitted += 1
+            seq = self._submitted
+            self._handles[seq] = handles
+            self._journals.add(os.path.dirname(job))
+        if not self._send({"op": "job", "seq": seq, "path": job}):
+            with self._cond:
+                self._answered = max(self._answered, seq)
+        return []
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every job handed over so far is written or kept; False on timeout."""
+        with self._cond:
+            target = self._submitted
+            return self._cond.wait_for(lambda: self._answered >= target or self.report.dead is not None,
+                                       timeout)
+
+    def run_id(self, handle: str, timeout: float | None = None) -> str | None:
+        if handle.startswith("run:"):
+            return handle[4:]
+        with self._cond:
+            pending = [s for s, hs in self._handles.items() if handle in hs]
+            self._cond.wait_for(lambda: handle in self.resolved or self.report.dead is not None
+                                or self._answered >= (max(pending) if pending else 0), timeout)
+            return self.resolved.get(handle)
+
+    def written(self) -> list[str]:
+        with self._cond:
+            return list(self._order)
+
+    def outstanding(self) -> int:
+        with self._cond:
+            return 0 if self.report.dead else self._submitted - self._answered
+
+    def close(self, timeout: float) -> None:
+        """At exit: wait (bounded) until the writer has written or kept every job, with one
+        progress line when it takes a while; then let it finish and leave."""
+        try:
+            done = self.flush(PROGRESS_AFTER) or self._wait_loudly(timeout - PROGRESS_AFTER)
+        except KeyboardInterrupt:
+            done = False
+        self._closing = True
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        if not done:
+            where = ", ".join(sorted(self._journals)) or _journal.root()
+            _stderr(f"tidymlflow: the writer (pid {self.proc.pid}) goes on in the background; what it "
+                    f"cannot write stays in {where} for `tidymlflow sync`.")
+        try:
+            self.report.emit()
+        except TidyMLflowError as exc:
+            _stderr(str(exc))
+
+    def _wait_loudly(self, timeout: float) -> bool:
+        left = self.outstanding()
+        if left == 0 or timeout <= 0:
+            return left == 0
+        _stderr(f"tidymlflow: writing {left} call(s) to MLflow before exit (up to "
+                f"{timeout + PROGRESS_AFTER:.0f} s; Ctrl-C leaves them to the background writer)...")
+        return self.flush(timeout)
+
+
+def _stderr(message: str) -> None:
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _spawn() -> subprocess.Popen[bytes]:
+    """Start the writer: this interpreter, this package, its own session (Ctrl-C in the user's
+    terminal does not reach it), its messages in the journal's ``writer.log``."""
+    env = dict(os.environ)
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    for key, value in HTTP_DEFAULTS.items():
+        env.setdefault(key, value)
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.makedirs(_journal.root(), exist_ok=True)
+    log = open(os.path.join(_journal.root(), "writer.log"), "ab")  # noqa: SIM115 (the child holds it)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "tidymlflow._service"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+                                close_fds=True)
+    finally:
+        log.close()
+
+
+# -- the process-wide writer ----------------------------------------------------------------------------
+_writer: Inline | Process | None = None
+_lock = threading.Lock()
+
+
+def get(warm: dict[str, Any] | None = None) -> Inline | Process:
+    """The writer of this process (started on first use; a forked child starts its own)."""
+    global _writer
+    with _lock:
+        wanted = mode()
+        current = _writer
+        if current is not None and (isinstance(current, Inline) == (wanted == "inline")):
+            return current
+        if current is not None:
+            _close(current)
+        if wanted == "inline":
+            _writer = Inline()
+        else:
+            try:
+                _writer = Process(warm)
+            except OSError as exc:  # no process can be started here: write in-process
+                _safety.warn(f"tidymlflow: could not start the writer process ({exc}); writing in this "
+                             "process instead", stacklevel=3)
+                _writer = Inline()
+        return _writer
+
+
+def current() -> Inline | Process | None:
+    """The writer, if one was started."""
+    return _writer
+
+
+def _close(writer: Inline | Process) -> None:
+    timeout = float(os.environ.get("TIDYMLFLOW_EXIT_TIMEOUT", EXIT_TIMEOUT))
+    writer.close(timeout)
+
+
+def _at_exit() -> None:
+    global _writer
+    writer, _writer = _writer, None
+    if writer is not None and getattr(writer, "pid", os.getpid()) == os.getpid():
+        _close(writer)
+
+
+def _forget_in_child() -> None:
+    global _writer
+    _writer = None
+
+
+atexit.register(_at_exit)
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+# == the writer process ====================================================================================
+def main() -> None:
+    """Entry of ``python -m tidymlflow._service``: read jobs from stdin, answer on stdout."""
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints of libraries go to the log, never into the answers
+    sys.stdout = sys.stderr
+    inbox: deque[dict[str, Any] | None] = deque()
+    ready = threading.Condition()
+    threading.Thread(target=_inbox, args=(sys.stdin.buffer, inbox, ready), daemon=True).start()
+    with ready:
+        ready.wait_for(lambda: bool(inbox))
+        hello = inbox.popleft()
+    if hello is None:
+        return
+    sys.argv = list(hello.get("argv") or ["python"])
+    sys.path[:0] = [p for p in hello.get("path", []) if p not in sys.path]
+    worker = _Worker(lambda m: out.write(json.dumps(m) + "\n"))
+    worker.warm(hello.get("warm"))
+    while True:
+        with ready:
+            ready.wait_for(lambda: bool(inbox))
+            message = inbox.popleft()
+        if message is None:
+            break
+        worker.handle(message)
+    worker.retry_kept()
+
+
+def _fresh_sqlite(target: dict[str, Any]) -> bool:
+    """A sqlite store that does not exist yet: the user's script may be creating it right now,
+    and two processes creating one store collide, so the writer leaves it to the first job."""
+    uri = target.get("tracking_uri") or target.get("env", {}).get("MLFLOW_TRACKING_URI") or ""
+    if not uri.startswith("sqlite:///"):
+        return not uri  # MLflow's default store may be a new sqlite file too
+    path = uri[len("sqlite:///"):].split("?")[0]
+    return not os.path.exists(path if os.path.isabs(path) else os.path.join(target.get("cwd", "."), path))
+
+
+def _inbox(stream: IO[bytes], inbox: deque[dict[str, Any] | None], ready: threading.Condition) -> None:
+    """Read messages as they come, so that the user's process never blocks on a full pipe."""
+    for line in stream:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        with ready:
+            inbox.append(message)
+            ready.notify()
+    with ready:
+        inbox.append(None)
+        ready.notify()
+
+
+class _Worker:
+    """Delivers jobs in order. A job that fails in a way that may pass is kept and tried again
+    at most every ``RETRY_AFTER`` seconds, oldest first; while a tracking server is out of reach,
+    its new jobs are kept without an attempt (the user's script is never slowed by it)."""
+
+    def __init__(self, answer: Callable[[dict[str, Any]], Any]) -> None:
+        from tidymlflow._deliver import Deliverer
+
+        self._answer = answer
+        self.deliverer = Deliverer(apply_target=True)
+        self.paused: dict[str, tuple[float, str]] = {}  # journal -> (until, why)
+        self.kept: dict[str, list[list[Any]]] = {}  # journal -> [[job, next try]]
+
+    def answer(self, message: dict[str, Any]) -> None:
+        try:
+            self._answer(message)
+        except (OSError, ValueError):  # the user's process is gone: write on, answer no more
+            pass
+
+    def warm(self, target: dict[str, Any] | None) -> None:
+        """Import MLflow and the plotting libraries and open the store while the user's script is
+        still starting (the first call then costs it nothing)."""
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # noqa: F401
+            import mlflow  # noqa: F401
+            import plotly.graph_objects  # noqa: F401
+            import pyarrow.parquet  # noqa: F401
+        if target is not None and not _fresh_sqlite(target):
+            with contextlib.suppress(Exception), self.deliverer._target(target):
+                from mlflow import MlflowClient
+
+                MlflowClient().search_experiments(max_results=1)
+
+    def handle(self, message: dict[str, Any]) -> None:
+        if message.get("op") != "job":
+            return
+        job, seq = message["path"], int(message["seq"])
+        journal = os.path.dirname(job)
+        self.retry_kept()
+        until, why = self.paused.get(journal, (0.0, ""))
+        if time.monotonic() < until:
+            self.kept.setdefault(journal, []).append([job, until])
+            self.answer({"op": "job", "seq": seq, "path": job, "kept": why})
+            return
+        self._deliver(job, seq)
+
+    def _deliver(self, job: str, seq: int | None) -> bool:
+        """Deliver one job and answer; False when it is kept."""
+        from tidymlflow._deliver import Undelivered
+
+        journal = os.path.dirname(job)
+        answer: dict[str, Any] = ({"op": "job", "seq": seq, "path": job} if seq is not None
+                                  else {"op": "late", "late": True, "path": job})
+        call = ""
+        with _journal.locked(job) as ours:
+            if not ours:  # tidymlflow sync has it, or it is gone
+                self.answer(answer)
+                return True
+            try:
+                call = str(_journal.load(job).get("call", ""))
+                result = self.deliverer.deliver(job)
+            except Undelivered as exc:
+                if exc.unreachable:
+                    self.paused[journal] = (time.monotonic() + RETRY_AFTER, str(exc))
+                if seq is not None:
+                    self.kept.setdefault(journal, []).append([job, time.monotonic() + RETRY_AFTER])
+                    self.answer({**answer, "kept": str(exc)})
+                return False
+            except Exception as exc:  # a job that cannot be read: say so, leave it for sync
+                self.answer({**answer, "call": call, "errors": [f"{type(exc).__name__}: {exc}"]})
+                return True
+            _journal.remove(job)
+        self.answer({**answer, "call": call, "runs": result.runs, "created": result.created,
+                     "errors": result.errors})
+        return True
+
+    def retry_kept(self) -> None:
+        """Try the kept jobs that are due, oldest first; a server out of reach stops its journal."""
+        now = time.monotonic()
+        for journal, jobs in list(self.kept.items()):
+            if now < self.paused.get(journal, (0.0, ""))[0]:
+                continue
+            for entry in list(jobs):
+                if entry[1] > now:
+                    continue
+                if self._deliver(entry[0], None):
+                    jobs.remove(entry)
+                elif now < self.paused.get(journal, (0.0, ""))[0]:
+                    break
+                else:
+                    entry[1] = now + RETRY_AFTER
+            if not jobs:
+                del self.kept[journal]
+
+
+if __name__ == "__main__":
+    main()

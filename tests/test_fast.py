@@ -1,0 +1,106 @@
+"""The per-fit cost: tidymlflow computes a fit's three tables once per state, with an O(n)
+autocorrelation for the library's Ljung-Box statistic, and the tables equal the library's own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tidymlflow
+
+statsmodels = pytest.importorskip("statsmodels")  # a test dependency; the library's engines use it
+
+
+@pytest.mark.parametrize("n, nlags", [(2, 1), (11, 10), (57, 10), (5000, 10), (300, 3)])
+def test_direct_acf_equals_statsmodels(n, nlags):
+    from statsmodels.tsa.stattools import acf
+
+    from tidymlflow._read.fast import acf_direct
+
+    rng = np.random.default_rng(n)
+    x = np.cumsum(rng.normal(size=n)) + 1e6  # a trend on a large level: cancellation is exercised
+    np.testing.assert_allclose(acf_direct(x, nlags), acf(x, nlags=nlags, fft=False), rtol=1e-9, atol=1e-12)
+
+
+def test_ljung_box_through_the_swap_equals_the_original_and_the_swap_is_undone():
+    import statsmodels.stats.diagnostic as sm_diag
+    import statsmodels.tsa.stattools._stattools as st
+
+    from tidymlflow._read import fast
+
+    x = np.random.default_rng(1).normal(size=2000)
+    expected = sm_diag.acorr_ljungbox(x, lags=10)
+    before = st.acf
+    with fast.diagnostics():
+        assert getattr(st.acf, "tidymlflow_fast", False)
+        got = sm_diag.acorr_ljungbox(x, lags=10)
+        # any other use of acf is the original's
+        np.testing.assert_array_equal(st.acf(x, nlags=5, fft=True), before(x, nlags=5, fft=True))
+    assert st.acf is before
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
+
+
+def _long_frame(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=n, freq="h"),
+                       "x1": rng.normal(size=n), "x2": rng.normal(size=n)})
+    df["y"] = 3 + df["x1"] - 2 * df["x2"] + np.sin(np.arange(n) / 50) + rng.normal(scale=0.3, size=n)
+    return df
+
+
+def test_logged_tables_equal_the_librarys_own(store):
+    """What tidymlflow logs (computed with the O(n) autocorrelation) equals extract_outputs()
+    computed by the library alone."""
+    from py_parsnip import linear_reg
+
+    df = _long_frame(4000)
+    train, test = df.iloc[:3000], df.iloc[3000:]
+    plain = linear_reg().fit(train, "y ~ x1 + x2")
+    plain = plain.evaluate(test)
+    expected = plain.extract_outputs()  # autolog is off: the library's own computation
+
+    tidymlflow.autolog()
+    fit = linear_reg().fit(train, "y ~ x1 + x2").evaluate(test)
+    run = store.run("linear_reg: y ~ x1 + x2")
+    for name, frame in zip(("outputs", "coefficients", "stats"), expected):
+        logged = store.table(run, f"tidymodels/{name}.parquet")
+        if name == "stats":  # stored with values as text where the column mixes types
+            logged["value"] = pd.to_numeric(logged["value"], errors="coerce")
+            frame = frame.assign(value=pd.to_numeric(frame["value"], errors="coerce"))
+        pd.testing.assert_frame_equal(logged.reset_index(drop=True), frame.reset_index(drop=True),
+                                      check_dtype=False, rtol=1e-9)
+    assert "ljung_box_stat" in set(expected[2]["metric"])
+    assert np.isfinite(run.data.metrics["train_ljung_box_stat"])
+    assert fit is not None
+
+
+def test_users_extract_outputs_is_served_once_per_state(store, monkeypatch):
+    """The user's own extract_outputs() after a logged fit gets the same tables without a second
+    computation; after evaluate() it gets the new ones; changing what it got changes nothing."""
+    import statsmodels.stats.diagnostic as sm_diag
+    from py_parsnip import linear_reg
+
+    df = _long_frame(600)
+    tidymlflow.autolog()
+    fit = linear_reg().fit(df.iloc[:500], "y ~ x1 + x2")
+    calls = []
+    original = sm_diag.acorr_ljungbox
+
+    def counting(*args, **kwargs):  # the library computes Ljung-Box in every extract_outputs()
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sm_diag, "acorr_ljungbox", counting)
+    first = fit.extract_outputs()
+    assert calls == []  # served: the library did not compute them again
+    first[0]["fitted"] = 0.0
+    second = fit.extract_outputs()
+    assert not (second[0]["fitted"] == 0.0).all()
+    evaluated = fit.evaluate(df.iloc[500:])
+    third = evaluated.extract_outputs()
+    assert set(third[0]["split"]) == {"train", "test"}
+    assert len(calls) == 1  # evaluate changed the fit: tidymlflow computed the tables once
+    tidymlflow.autolog(disable=True)
+    pd.testing.assert_frame_equal(third[2], evaluated.extract_outputs()[2], rtol=1e-9)
+    assert len(calls) == 2  # autolog off: the library's own computation

@@ -1,0 +1,339 @@
+"""Faults made for real, around a user's script run as its own process with the writer process:
+a closed port, a server that accepts and never answers, a server killed while the script runs, a
+full disk (tmpfs) under the artifact store, Ctrl-C, and the writer killed. In every case the
+script finishes with its results, nothing hangs, no run stays RUNNING, and ``tidymlflow sync``
+delivers what was kept, once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from servers import free_port, mlflow_server
+
+SCRIPT = r'''
+import os, sys, time
+import tidymlflow
+tidymlflow.autolog()
+import numpy as np, pandas as pd
+from py_parsnip import linear_reg
+from py_rsample import vfold_cv
+from py_tune import grid_regular, tune, tune_grid
+from py_workflows import workflow
+
+print("writer", tidymlflow._service.current().proc.pid, flush=True)
+rng = np.random.default_rng(0)
+n = 120
+df = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n)})
+df["y"] = 1 + 2 * df.x1 - df.x2 + rng.normal(scale=0.3, size=n)
+mode = sys.argv[1]
+fit = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit(df.iloc[:90])
+fit.evaluate(df.iloc[90:])
+print("fitted", flush=True)
+if mode == "kill-writer":
+    tidymlflow.flush(timeout=120)
+    os.kill(tidymlflow._service.current().proc.pid, 9)
+    time.sleep(1)
+    fit = workflow().add_formula("y ~ x1").add_model(linear_reg()).fit(df.iloc[:90])
+    tidymlflow.flush(timeout=120)
+if mode == "wait":
+    sys.stdin.readline()
+if mode in ("tune", "wait", "interrupt"):
+    wf = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg(penalty=tune()))
+    levels = 60 if mode == "interrupt" else 4
+    if mode == "interrupt":
+        import signal, threading
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    grid = grid_regular({"penalty": {"range": (0.01, 1.0)}}, levels=levels)
+    tune_grid(wf, vfold_cv(df, v=5, seed=1), grid=grid)
+print("done", flush=True)
+'''
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """The script's environment: the writer process, a journal of this test, not strict (a
+    user's script), short HTTP settings as a user would not have to set."""
+    values = {**os.environ, "TIDYMLFLOW_WRITER": "process", "TIDYMLFLOW_STRICT": "0",
+              "TIDYMLFLOW_JOURNAL_DIR": str(tmp_path / "journal"), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_EXPERIMENT_ID",
+                "MLFLOW_EXPERIMENT_NAME"):
+        values.pop(key, None)
+    (tmp_path / "script.py").write_text(SCRIPT)
+    return values
+
+
+def _script(tmp_path: Path, env: dict[str, str], uri: str, mode: str, timeout: float = 180,
+            **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(tmp_path / "script.py"), mode], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**env, "MLFLOW_TRACKING_URI": uri, **extra})
+
+
+def _sync(env: dict[str, str], uri: str | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "tidymlflow", "sync"] + (["--tracking-uri", uri] if uri else [])
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _writer_gone(pid: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    raise AssertionError(f"the writer {pid} is still running after {timeout} s")
+
+
+def _writer_pid(out: str) -> int:
+    return int(next(line for line in out.splitlines() if line.startswith("writer ")).split()[1])
+
+
+def _kept(env: dict[str, str]) -> list[str]:
+    root = Path(env["TIDYMLFLOW_JOURNAL_DIR"])
+    return sorted(str(p.parent) for p in root.glob("*/*/manifest.json"))
+
+
+def _tree(uri: str, experiment: str = "0") -> dict:
+    """Every run of an experiment: name -> (status, params, metric keys, tag keys, files, parent name)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([experiment], max_results=1000)
+    names = {r.info.run_id: r.info.run_name for r in runs}
+
+    def files(run_id: str, path: str | None = None) -> set[str]:
+        found: set[str] = set()
+        for a in client.list_artifacts(run_id, path):
+            found |= files(run_id, a.path) if a.is_dir else {a.path}
+        return found
+
+    ignored = {"tidymlflow.handle", "mlflow.parentRunId", "mlflow.source.name", "mlflow.source.git.commit"}
+    tree = {}
+    for r in runs:
+        key = r.info.run_name
+        assert key not in tree, f"two runs named {key!r}: a duplicate"
+        tree[key] = (r.info.status, dict(r.data.params), sorted(r.data.metrics),
+                     sorted(set(r.data.tags) - ignored), sorted(files(r.info.run_id)),
+                     names.get(r.data.tags.get("mlflow.parentRunId")))
+    return tree
+
+
+def _experiment(uri: str, name: str) -> str:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(name)
+
+
+# -- a closed port -------------------------------------------------------------------------------------
+def test_closed_port_keeps_everything_and_sync_delivers_it_once(tmp_path, env):
+    port = free_port()  # nothing listens here
+    uri = f"http://127.0.0.1:{port}"
+    run = _script(tmp_path, env, uri, "tune", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "done" in run.stdout
+    assert run.stderr.count("could not write to MLflow") == 1, run.stderr
+    _writer_gone(_writer_pid(run.stdout))
+    assert len(_kept(env)) == 3  # fit, evaluate, tune_grid
+
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", tmp_path / "server.log",
+                       port=port):
+        first = _sync(env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "wrote 3 call(s), 6 run(s)" in first.stdout
+        assert _kept(env) == []
+        replayed = _tree(uri)
+        again = _sync(env)
+        assert again.returncode == 0 and "nothing to write" in again.stdout
+        assert _tree(uri) == replayed  # no duplicates
+
+        direct_experiment = _experiment(uri, "direct")
+        direct = _script(tmp_path, env, uri, "tune", MLFLOW_EXPERIMENT_ID=direct_experiment)
+        assert direct.returncode == 0, direct.stderr
+        _writer_gone(_writer_pid(direct.stdout))
+        # the replayed tree is the tree logged directly: runs, nesting, params, metrics, tags, files
+        assert replayed == _tree(uri, direct_experiment)
+    assert all(status == "FINISHED" for status, *_ in replayed.values())
+    fit_run = replayed["linear_reg: y ~ x1 + x2"]
+    assert {"train_rmse", "test_rmse"} <= set(fit_run[2])
+    assert "tidymodels/outputs.parquet" in fit_run[4] and "plots/residual_diagnostics.png" in fit_run[4]
+
+
+# -- a server that accepts and never answers ------------------------------------------------------------
+@contextlib.contextmanager
+def _hung_server(port: int):
+    """A socket that accepts connections and never answers."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_hung_server_never_stalls_the_script_and_sync_delivers_later(tmp_path, env):
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    with _hung_server(port):
+        run = _script(tmp_path, env, uri, "fit", timeout=120, TIDYMLFLOW_EXIT_TIMEOUT="3",
+                      MLFLOW_HTTP_REQUEST_TIMEOUT="3")
+        assert run.returncode == 0, run.stderr
+        assert "done" in run.stdout
+        # the exit wait is bounded: the writer was left to finish in the background
+        assert "goes on in the background" in run.stderr or "could not write" in run.stderr, run.stderr
+        _writer_gone(_writer_pid(run.stdout))
+    assert len(_kept(env)) == 2
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", tmp_path / "server.log",
+                       port=port):
+        synced = _sync(env, uri)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        tree = _tree(uri)
+    assert list(tree) == ["linear_reg: y ~ x1 + x2"]
+    status, _, metrics, *_ = tree["linear_reg: y ~ x1 + x2"]
+    assert status == "FINISHED" and {"train_rmse", "test_rmse"} <= set(metrics)
+
+
+# -- a server killed while the script runs --------------------------------------------------------------
+def test_server_killed_mid_script_leaves_nothing_running_after_sync(tmp_path, env):
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    backend, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts"
+    proc = None
+    with mlflow_server(backend, artifacts, tmp_path / "server1.log", port=port):
+        proc = subprocess.Popen([sys.executable, str(tmp_path / "script.py"), "wait"], cwd=tmp_path,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**env, "MLFLOW_TRACKING_URI": uri})
+        assert proc.stdout is not None and proc.stdin is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert lines[1].startswith("fitted"), lines
+    # the server is gone (killed with its process group); the script tunes now
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    _writer_gone(int(lines[0].split()[1]))
+    with mlflow_server(backend, artifacts, tmp_path / "server2.log", port=port):
+        synced = _sync(env, uri)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        tree = _tree(uri)
+    assert sorted(tree) == sorted(["linear_reg: y ~ x1 + x2", "tune_grid: linear_reg",
+                                   *(n for n in tree if n.startswith("#"))])
+    assert len([n for n in tree if n.startswith("#")]) == 4
+    assert {status for status, *_ in tree.values()} == {"FINISHED"}
+    assert {"train_rmse", "test_rmse"} <= set(tree["linear_reg: y ~ x1 + x2"][2])
+
+
+# -- a full disk under the artifact store ----------------------------------------------------------
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs, mounted for the test (needs the right to mount, as root in CI has)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.strip()}); the file-as-folder case in "
+                    "test_engine covers a failing artifact store")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_marks_runs_incomplete_leaves_no_partial_files_and_sync_completes(tmp_path, env, tiny_disk):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("disk", artifact_location=str(tiny_disk / "artifacts"))
+    filler = tiny_disk / "filler"
+    filler.write_bytes(b"x" * (1024 * 1024 - 60 * 1024))  # about 60 KiB left: the plots do not fit
+    run = _script(tmp_path, env, uri, "fit", MLFLOW_EXPERIMENT_ID=experiment)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("could not write to MLflow") == 1, run.stderr
+    _writer_gone(_writer_pid(run.stdout))
+    [logged] = client.search_runs([experiment])
+    assert logged.info.status == "FAILED"
+    missing = logged.data.tags["tidymlflow.incomplete"]
+    assert "files not written" in missing and "No space left" in missing
+    on_disk = [p for p in (tiny_disk / "artifacts").rglob("*") if p.is_file()]
+    assert all(p.stat().st_size > 0 for p in on_disk), "a partial file was left behind"
+    assert _kept(env)
+
+    filler.unlink()
+    synced = _sync(env, uri)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    [done] = client.search_runs([experiment])
+    assert done.info.run_id == logged.info.run_id and done.info.status == "FINISHED"
+    assert "tidymlflow.incomplete" not in done.data.tags
+    files = {a.path for a in client.list_artifacts(done.info.run_id, "plots")}
+    assert "plots/residual_diagnostics.png" in files
+    assert _kept(env) == []
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------------
+def test_ctrl_c_propagates_at_once_and_what_was_handed_over_is_written(tmp_path, env):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    run = _script(tmp_path, env, uri, "interrupt")
+    assert run.returncode != 0 and "KeyboardInterrupt" in run.stderr, run.stderr
+    assert "done" not in run.stdout
+    _writer_gone(_writer_pid(run.stdout))
+    runs = {r.info.run_name: r for r in MlflowClient(uri).search_runs(["0"], max_results=1000)}
+    fit = runs.pop("linear_reg: y ~ x1 + x2")
+    assert fit.info.status == "FINISHED" and "test_rmse" in fit.data.metrics
+    assert set(runs) == {"tune_grid: linear_reg"}, set(runs)  # interrupted inside the tuner
+    tuner = runs["tune_grid: linear_reg"]
+    assert tuner.info.status == "KILLED"
+    assert tuner.data.tags["tidymlflow.error"].startswith("KeyboardInterrupt")
+    assert _kept(env) == [] and not list(Path(env["TIDYMLFLOW_JOURNAL_DIR"]).glob("*/*/r0"))
+
+
+# -- the writer killed ----------------------------------------------------------------------------------
+def test_writer_killed_warns_once_never_hangs_and_the_journal_keeps_the_rest(tmp_path, env):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    run = _script(tmp_path, env, uri, "kill-writer", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "done" in run.stdout
+    assert run.stderr.count("the writer process stopped") == 1, run.stderr
+    assert len(_kept(env)) == 1
+    client = MlflowClient(uri)
+    assert [r.info.run_name for r in client.search_runs(["0"])] == ["linear_reg: y ~ x1 + x2"]
+    synced = _sync(env, uri)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    names = sorted(r.info.run_name for r in client.search_runs(["0"]))
+    assert names == ["linear_reg: y ~ x1", "linear_reg: y ~ x1 + x2"]
+    assert {r.info.status for r in client.search_runs(["0"])} == {"FINISHED"}
+
