@@ -18,6 +18,10 @@ from pathlib import Path
 import pytest
 from servers import free_port, mlflow_server
 
+#: These scripts run the writer process whatever TIDYMLFLOW_WRITER says, so the suite's inline
+#: pass leaves them out (they would run the very same thing twice).
+pytestmark = pytest.mark.writer_process
+
 SCRIPT = r'''
 import os, sys, time
 import tidymlflow

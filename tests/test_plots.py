@@ -174,3 +174,26 @@ def test_inputs_with_nothing_to_show_give_no_figure():
     assert plots.draw("feature_correlation", too_wide, pd.DataFrame({"a": [1.0]})) is None
     with pytest.raises(ValueError, match="valid names"):
         plots.draw("no_such_plot")
+
+
+def test_long_series_are_thinned_and_the_plot_says_so(tmp_path):
+    """A 300k-row forecast: each line at most MAX_POINTS points, the title says how many were
+    drawn, and the html stays small."""
+    from tidymlflow.plots import data
+
+    n = 300_000
+    outputs = _outputs(n=n, test=60_000)
+    intervals = pd.DataFrame({"date": outputs["date"].iloc[-60_000:].to_numpy(),
+                              ".pred_lower": np.zeros(60_000), ".pred_upper": np.ones(60_000)})
+    figure = plots.draw("forecast", outputs, intervals=intervals)
+    assert all(len(trace.x) <= data.MAX_POINTS for trace in figure.data)
+    assert f"every 60th of {n:,} points drawn" in figure.layout.title.text
+    path = tmp_path / "forecast.html"
+    plots.save(figure, str(path))
+    assert path.stat().st_size < 3_000_000
+    png = plots.draw_png("residual_diagnostics", outputs)
+    assert "points drawn" in png._suptitle.get_text()
+    plots.save(png, str(tmp_path / "r.png"))
+    assert (tmp_path / "r.png").read_bytes().startswith(PNG_MAGIC)
+    short = plots.draw("forecast", _outputs())
+    assert "points drawn" not in short.layout.title.text

@@ -50,6 +50,16 @@ def thin(x: Any, y: Any, limit: int = MAX_POINTS) -> tuple[Any, Any]:
     return x[::step], y[::step]
 
 
+def thin_note(*frames: Any) -> str:
+    """What a title says when a line of these frames (or lengths) was thinned: how many points
+    of how many are drawn."""
+    longest = max((f if isinstance(f, int) else len(f) for f in frames), default=0)
+    if longest <= MAX_POINTS:
+        return ""
+    step = math.ceil(longest / MAX_POINTS)
+    return f" (every {step}th of {longest:,} points drawn)"
+
+
 def is_constant(values: np.ndarray) -> bool:
     """True when the values differ only by floating-point noise."""
     values = np.asarray(values, dtype=float)

@@ -44,8 +44,10 @@ def _traces(frame: pd.DataFrame, intervals: pd.DataFrame | None, label: str = ""
     if intervals is not None and {".pred_lower", ".pred_upper"}.issubset(intervals.columns):
         ix, _ = d.x_axis(intervals)
         band = {"mode": "lines", "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip"}
-        traces.append(go.Scatter(x=ix, y=intervals[".pred_upper"], name="upper" + suffix, **band))
-        traces.append(go.Scatter(x=ix, y=intervals[".pred_lower"], name="prediction interval" + suffix,
+        xs, upper = d.thin(ix, pd.to_numeric(intervals[".pred_upper"], errors="coerce").to_numpy())
+        _, lower = d.thin(ix, pd.to_numeric(intervals[".pred_lower"], errors="coerce").to_numpy())
+        traces.append(go.Scatter(x=xs, y=upper, name="upper" + suffix, **band))
+        traces.append(go.Scatter(x=xs, y=lower, name="prediction interval" + suffix,
                                  fill="tonexty", fillcolor="rgba(255,127,14,0.2)",
                                  **{**band, "showlegend": True}))
     return traces
@@ -73,7 +75,8 @@ def forecast(outputs: pd.DataFrame, group_col: str | None = None,
             trace.visible = group is None or group == groups[0][0]
             fig.add_trace(trace)
         counts.append(len(traces))
-    fig.update_layout(title=(title or "Forecast") + shown, xaxis_title="date", yaxis_title="value", **_LAYOUT)
+    fig.update_layout(title=(title or "Forecast") + shown + d.thin_note(*(frame for _, frame in groups)),
+                      xaxis_title="date", yaxis_title="value", **_LAYOUT)
     if len(groups) > 1:
         fig.update_layout(updatemenus=[_selector(groups, counts, group_col)])
     return fig

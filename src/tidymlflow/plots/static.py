@@ -81,7 +81,7 @@ def residual_diagnostics(outputs: pd.DataFrame, title: str | None = None) -> Fig
         if not np.any(values[1:]):
             _note(a, "constant residuals")
     _histogram(ax[1, 1], resid)
-    fig.suptitle(title or "Residual diagnostics")
+    fig.suptitle((title or "Residual diagnostics") + d.thin_note(len(resid)))
     return fig
 
 
@@ -111,7 +111,7 @@ def decomposition(outputs: pd.DataFrame, title: str | None = None) -> Figure | N
         a.plot(xs, ys, color=ACTUAL if name == "actuals" else FITTED, lw=0.9)
         a.set_ylabel(name)
     _dates(ax[-1, 0], np.issubdtype(np.asarray(parts["x"]).dtype, np.datetime64))
-    fig.suptitle(title or "Decomposition")
+    fig.suptitle((title or "Decomposition") + d.thin_note(len(parts["x"])))
     return fig
 
 
@@ -358,7 +358,7 @@ def forecast(outputs: pd.DataFrame, group_col: str | None = None,
         if group is not None:
             a.set_title(f"{group_col}={group}")
     ax[0, 0].legend(frameon=False, fontsize=8, ncol=3)
-    fig.suptitle((title or "Forecast") + shown)
+    fig.suptitle((title or "Forecast") + shown + d.thin_note(*(frame for _, frame in groups)))
     return fig
 
 
@@ -378,9 +378,9 @@ def _forecast_lines(ax: Axes, frame: pd.DataFrame, intervals: pd.DataFrame | Non
                 ax.plot(xs, ys, lw=1.0, label=name, color=line_color, ls=style)
     if intervals is not None and {".pred_lower", ".pred_upper"}.issubset(intervals.columns):
         ix, _ = d.x_axis(intervals)
-        ax.fill_between(ix, pd.to_numeric(intervals[".pred_lower"], errors="coerce"),
-                        pd.to_numeric(intervals[".pred_upper"], errors="coerce"),
-                        color=PALETTE[1], alpha=0.2, label="prediction interval")
+        xs, lower = d.thin(ix, pd.to_numeric(intervals[".pred_lower"], errors="coerce").to_numpy())
+        _, upper = d.thin(ix, pd.to_numeric(intervals[".pred_upper"], errors="coerce").to_numpy())
+        ax.fill_between(xs, lower, upper, color=PALETTE[1], alpha=0.2, label="prediction interval")
     _dates(ax, is_date)
 
 

@@ -1,0 +1,280 @@
+"""Benchmark: what autologging adds to a user's script, with the writer process (issue 12).
+
+    python benchmarks/bench_writer.py [--repeats 5] [--rows 300000] [--only NAME ...]
+
+Every figure is a paired measurement in one run: whole scripts as fresh processes (interpreter
+start to exit, the wait for the writer at exit included), alternating without autolog, with the
+writer process (the default) and with ``writer="inline"`` (the in-process path, as before this
+change). Budgets:
+
+* fit + evaluate, existing sqlite store: added <= 0.5 s; fresh store: added <= 1.0 s
+* a 16-candidate tune_grid and a 9-workflow WorkflowSet.fit_resamples: added <= 15 % of its time
+* closed port / hung server: the fit with autolog within 0.5 s of the fit without (the script's
+  exit waits at most TIDYMLFLOW_EXIT_TIMEOUT; the fit itself is timed)
+* 300k-row linear_reg fit + evaluate: added <= 2 s, and added(300k) <= 15 x added(30k)
+* per child run on a local sqlite store: <= 18 ms (writer time of a tuning job, per child)
+
+Uses the real py-tidymodels when importable, else the test stand-in. Exits 1 when a budget is
+missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STANDIN = None if importlib.util.find_spec("py_workflows") else str(ROOT / "tests" / "standin")
+
+PRELUDE = """
+import os, sys, time
+t0 = time.perf_counter()
+if os.environ.get("BENCH_AUTOLOG") == "1":
+    import tidymlflow
+    tidymlflow.autolog(writer=os.environ.get("BENCH_WRITER") or None)
+import numpy as np, pandas as pd
+from py_parsnip import linear_reg
+from py_workflows import workflow
+rng = np.random.default_rng(0)
+n = int(os.environ.get("BENCH_ROWS", "400"))
+df = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=n, freq="h"),
+                   "x1": rng.normal(size=n), "x2": rng.normal(size=n)})
+df["y"] = 3 + df.x1 - 2 * df.x2 + np.sin(np.arange(n) / 50) + rng.normal(scale=0.3, size=n)
+cut = int(n * 0.8)
+"""
+
+SCRIPTS = {
+    "fit": """
+t1 = time.perf_counter()
+fit = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit(df.iloc[:cut])
+fit = fit.evaluate(df.iloc[cut:])
+print("CALLS", time.perf_counter() - t1)
+""",
+    "tune_and_set": """
+from py_rsample import vfold_cv
+from py_tune import grid_regular, tune, tune_grid
+from py_workflowsets import WorkflowSet
+t1 = time.perf_counter()
+wf = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg(penalty=tune(), mixture=tune()))
+grid = grid_regular({"penalty": {"range": (0.001, 1.0)}, "mixture": {"range": (0.0, 1.0)}}, levels=4)
+folds = vfold_cv(df.drop(columns=["date"]), v=5, seed=1)
+tune_grid(wf, folds, grid=grid)
+formulas = ["y ~ x1", "y ~ x2", "y ~ x1 + x2"]
+models = [linear_reg(), linear_reg(penalty=0.1), linear_reg(penalty=0.5)]
+WorkflowSet.from_cross(formulas, models).fit_resamples(folds)
+print("CALLS", time.perf_counter() - t1)
+""",
+}
+
+
+def _run(script: str, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds of the whole process, seconds of the calls) of one script."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", PRELUDE + script], capture_output=True, text=True, env=env,
+                         timeout=1800)
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    calls = float(next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("CALLS")))
+    return wall, calls
+
+
+def _env(tmp: Path, uri: str, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true",
+           "TIDYMLFLOW_JOURNAL_DIR": str(tmp / "journal"), **extra}
+    env.pop("TIDYMLFLOW_STRICT", None)
+    if STANDIN:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (STANDIN, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _paired(script: str, modes: dict[str, dict[str, str]], repeats: int, fresh: bool, tmp: Path,
+            use: str = "wall") -> dict[str, float]:
+    """Median seconds per mode, the modes alternating within each repeat."""
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    for i in range(repeats):
+        for mode, env in modes.items():
+            if fresh:
+                env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / f'fresh-{mode}-{i}.db'}"}
+            wall, calls = _run(script, env)
+            times[mode].append(wall if use == "wall" else calls)
+    return {m: statistics.median(v) for m, v in times.items()}
+
+
+def _modes(env: dict[str, str], **extra: str) -> dict[str, dict[str, str]]:
+    return {"without": {**env, "BENCH_AUTOLOG": "0", **extra},
+            "process": {**env, "BENCH_AUTOLOG": "1", **extra},
+            "inline": {**env, "BENCH_AUTOLOG": "1", "BENCH_WRITER": "inline", **extra}}
+
+
+def _report(name: str, t: dict[str, float], budget: float, ratio: bool = False) -> bool:
+    added = {m: t[m] - t["without"] for m in t if m != "without"}
+    shown = {m: (added[m] / t["without"] if ratio else added[m]) for m in added}
+    unit = " of its own time" if ratio else " s"
+    fmt = (lambda v: f"{v:+.0%}") if ratio else (lambda v: f"{v:+.2f}")
+    ok = shown["process"] <= budget
+    print(f"{name}: without {t['without']:.2f} s; added by the writer process {fmt(shown['process'])}{unit}, "
+          f"in-process {fmt(shown.get('inline', float('nan')))}{unit}; budget {fmt(budget)}"
+          f"{'' if ratio else ' s'}: {'ok' if ok else 'MISSED'}")
+    return ok
+
+
+@contextlib.contextmanager
+def _hung(port: int) -> Iterator[None]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", port))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_scripts(tmp: Path, repeats: int) -> bool:
+    ok = True
+    env = _env(tmp, f"sqlite:///{tmp / 'existing.db'}")
+    _run(SCRIPTS["fit"], {**env, "BENCH_AUTOLOG": "1"})  # the store exists from here on
+    existing = _paired(SCRIPTS["fit"], _modes(env), repeats, False, tmp)
+    ok &= _report("fit + evaluate, existing sqlite store", existing, 0.5)
+    fresh = _paired(SCRIPTS["fit"], _modes(env), repeats, True, tmp)
+    ok &= _report("fit + evaluate, fresh sqlite store", fresh, 1.0)
+    ok &= _report("tune_grid (16) + WorkflowSet.fit_resamples (9)",
+                  _paired(SCRIPTS["tune_and_set"], _modes(env), max(1, repeats // 2), False, tmp), 0.15,
+                  ratio=True)
+    return ok
+
+
+def bench_dead_servers(tmp: Path, repeats: int) -> bool:
+    ok = True
+    extra = {"TIDYMLFLOW_EXIT_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"}
+    closed = _env(tmp, f"http://127.0.0.1:{_free_port()}", **extra)
+    modes = {k: v for k, v in _modes(closed).items() if k != "inline"}
+    times = _paired(SCRIPTS["fit"], modes, repeats, False, tmp, use="calls")
+    ok &= _report("closed port: the calls", times, 0.5)
+    port = _free_port()
+    with _hung(port):
+        hung = _env(tmp, f"http://127.0.0.1:{port}", **extra)
+        modes = {k: v for k, v in _modes(hung).items() if k != "inline"}
+        times = _paired(SCRIPTS["fit"], modes, repeats, False, tmp, use="calls")
+        ok &= _report("hung server: the calls", times, 0.5)
+    return ok
+
+
+def bench_large(tmp: Path, repeats: int, rows: int) -> bool:
+    env = _env(tmp, f"sqlite:///{tmp / 'large.db'}")
+    _run(SCRIPTS["fit"], {**env, "BENCH_AUTOLOG": "1"})
+    added = {}
+    for n in (rows // 10, rows):
+        modes = {k: {**v, "BENCH_ROWS": str(n)} for k, v in _modes(env).items() if k != "inline"}
+        t = _paired(SCRIPTS["fit"], modes, repeats, False, tmp)
+        added[n] = t["process"] - t["without"]
+        print(f"  {n} rows: without {t['without']:.2f} s, with {t['process']:.2f} s")
+    big, small = added[rows], added[rows // 10]
+    growth = big / small if small > 0 else float("inf")
+    ok = big <= 2.0 and growth <= 15
+    print(f"{rows}-row fit + evaluate: added {big:+.2f} s (budget 2 s); added at {rows} / at "
+          f"{rows // 10} rows = {growth:.1f}x (budget 15x): {'ok' if ok else 'MISSED'}")
+    return ok
+
+
+def bench_children(tmp: Path) -> bool:
+    """The writer's time for a tuning job, per child run: two tune_grid calls with 4 and 40
+    children, delivered in this process by the same code the writer runs."""
+    os.environ.update({k: v for k, v in _env(tmp, f"sqlite:///{tmp / 'children.db'}").items()
+                       if k.startswith(("MLFLOW", "TIDYMLFLOW"))})
+    if STANDIN:
+        sys.path.insert(0, STANDIN)
+    import tidymlflow
+    from tidymlflow import _service
+
+    spent: list[float] = []
+    submit = _service.Inline.submit
+
+    def timed(self: _service.Inline, job: str, handles: list[str]) -> list[str]:
+        start = time.perf_counter()
+        try:
+            return submit(self, job, handles)
+        finally:
+            spent.append(time.perf_counter() - start)
+
+    _service.Inline.submit = timed  # type: ignore[method-assign]
+    tidymlflow.autolog(writer="inline", log_plots=False, max_tuning_runs=None)
+    import numpy as np
+    import pandas as pd
+    from py_parsnip import linear_reg
+    from py_rsample import vfold_cv
+    from py_tune import grid_regular, tune, tune_grid
+    from py_workflows import workflow
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x1": rng.normal(size=200), "x2": rng.normal(size=200)})
+    df["y"] = 1 + df.x1 + rng.normal(size=200)
+    wf = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg(penalty=tune()))
+    folds = vfold_cv(df, v=3, seed=1)
+    per = []
+    for _ in range(3):
+        spent.clear()
+        for levels in (4, 40):
+            tune_grid(wf, folds, grid=grid_regular({"penalty": {"range": (0.001, 1.0)}}, levels=levels))
+        per.append((spent[1] - spent[0]) / 36)
+    ms = statistics.median(per) * 1000
+    ok = ms <= 18
+    print(f"per child run on a local sqlite store: {ms:.1f} ms (budget 18 ms): {'ok' if ok else 'MISSED'}")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--only", nargs="*", default=["scripts", "dead", "large", "children"])
+    args = parser.parse_args()
+    print(f"py-tidymodels: {'stand-in' if STANDIN else 'real'}; {os.cpu_count()} cores")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="tidymlflow-bench-") as tmp:
+        root = Path(tmp)
+        if "scripts" in args.only:
+            ok &= bench_scripts(root, args.repeats)
+        if "dead" in args.only:
+            ok &= bench_dead_servers(root, args.repeats)
+        if "large" in args.only:
+            ok &= bench_large(root, max(1, args.repeats // 2), args.rows)
+        if "children" in args.only:
+            ok &= bench_children(root)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
