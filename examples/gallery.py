@@ -100,6 +100,7 @@ def _workflowsets(folds, flat) -> None:
 
 
 def collect(output: Path) -> list[Path]:
+    tidymlflow.flush()  # everything logged so far is written
     client = mlflow.MlflowClient()
     written = []
     for run in mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list"):

@@ -74,6 +74,7 @@ else:
 
 outputs, coefficients, stats = fit.extract_outputs()
 test_rmse = stats.loc[(stats["split"] == "test") & (stats["metric"] == "rmse"), "value"].iloc[0]
+tidymlflow.flush()  # the writer process writes in the background: wait for it before reading back
 runs = mlflow.search_runs(experiment_names=[EXPERIMENT])
 print(f"test rmse {float(test_rmse):.3f}; {len(runs)} runs in experiment 'tidymlflow-quickstart'")
 experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id

@@ -75,11 +75,8 @@ def flush(timeout: float | None = None) -> list[str]:
         raise TimeoutError(f"tidymlflow.flush(): the writer did not finish within {timeout} s; it goes on")
     writer.report.emit()
     written = writer.written()
-    new, _flushed[0] = written[_flushed[0]:], len(written)
+    new, writer.flushed = written[writer.flushed:], len(written)
     return new
-
-
-_flushed = [0]
 
 
 def run_id(obj: object, timeout: float | None = 60.0) -> str | None:

@@ -268,6 +268,7 @@ def _run(call: Call, handler: Handler | None, wrapped: Callable[..., Any], args:
             try:
                 with _safety.quiet():
                     _resume(call, gen, result)
+                    call.remember(result)
                     call.finish("FINISHED")
             finally:
                 call.abandon()  # interrupted before the hand-over: no half-staged job is left

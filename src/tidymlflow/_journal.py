@@ -8,7 +8,6 @@ what cannot be delivered (server down, hung, disk full, writer killed) stays, an
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import json
@@ -18,6 +17,11 @@ import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer per journal is assumed
+    fcntl = None  # type: ignore[assignment]
 
 #: The manifest's file name; a job folder without it is still being staged (or was abandoned).
 MANIFEST = "manifest.json"
@@ -109,6 +113,9 @@ def remove(job: str) -> None:
 def locked(job: str) -> Iterator[bool]:
     """Hold the job's lock (True), or say that another process holds it (False): a writer and
     ``tidymlflow sync`` never deliver the same job at once."""
+    if fcntl is None:
+        yield os.path.exists(os.path.join(job, MANIFEST))
+        return
     try:
         fd = os.open(os.path.join(job, _LOCK), os.O_CREAT | os.O_RDWR)
     except OSError:

@@ -167,8 +167,12 @@ class FitRegistry:
             with registry._lock:
                 registry._entries.pop(key, None)
 
+        try:
+            ref = weakref.ref(obj, forget)
+        except TypeError:  # an object that cannot be referred to weakly (a tuple): not remembered
+            return
         with self._lock:
-            self._entries[key] = (weakref.ref(obj, forget), logged)
+            self._entries[key] = (ref, logged)
 
     def lookup(self, obj: Any) -> LoggedRun | None:
         """The runs that logged ``obj``, or None."""

@@ -1,6 +1,6 @@
 """The writer: where jobs go once a call has staged them.
 
-By default a process of its own (``python -m tidymlflow._service``, W&B's design): it imports
+By default a process of its own (:mod:`tidymlflow._worker`, W&B's design): it imports
 MLflow, opens the store and draws every plot while the user's script goes on; the user's process
 hands it each job's folder over a pipe and never waits on it, except in :func:`flush`, in
 ``tidymlflow.run_id`` and (bounded) at exit. ``TIDYMLFLOW_WRITER=inline`` (or
@@ -20,10 +20,8 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
-from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 from tidymlflow import _journal, _safety, _state
 from tidymlflow.errors import TidyMLflowError
@@ -32,10 +30,10 @@ from tidymlflow.errors import TidyMLflowError
 EXIT_TIMEOUT = 60.0
 #: Seconds of waiting at exit before one progress line is printed.
 PROGRESS_AFTER = 2.0
-#: Seconds the writer leaves an unreachable tracking URI alone before it tries again.
-RETRY_AFTER = 30.0
 #: HTTP settings of the writer process (unless the user set them): short, so that a dead server
 #: is known in seconds, not minutes.
+#: Bytes of ``writer.log`` kept: a longer log starts again at the next start.
+LOG_LIMIT = 5_000_000
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
@@ -98,6 +96,7 @@ class Inline:
         self.deliverer = Deliverer(apply_target=False)
         self.resolved: dict[str, str] = {}
         self._order: list[str] = []
+        self.flushed = 0  # runs returned by tidymlflow.flush() so far
         self.report = Report()
 
     def submit(self, job: str, handles: list[str]) -> list[str]:
@@ -138,6 +137,8 @@ class Process:
         self.report = Report()
         self.resolved: dict[str, str] = {}
         self._order: list[str] = []  # run ids in the order they were written
+        self.flushed = 0  # runs returned by tidymlflow.flush() so far
+        self._closing = False
         self._handles: dict[int, list[str]] = {}  # job number -> its handles
         self._cond = threading.Condition()
         self._submitted = 0
@@ -188,7 +189,7 @@ class Process:
 
     def _died(self) -> None:
         with self._cond:
-            if self.report.dead is None and not getattr(self, "_closing", False):
+            if self.report.dead is None and not self._closing:
                 code = self.proc.poll()
                 self.report.dead = f"exit code {code}" if code is not None else "its pipe closed"
             self.report.dead = self.report.dead or "closed"
@@ -279,9 +280,11 @@ def _spawn() -> subprocess.Popen[bytes]:
         env.setdefault(key, value)
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.makedirs(_journal.root(), exist_ok=True)
-    log = open(os.path.join(_journal.root(), "writer.log"), "ab")  # noqa: SIM115 (the child holds it)
+    path = os.path.join(_journal.root(), "writer.log")
+    big = os.path.exists(path) and os.path.getsize(path) > LOG_LIMIT
+    log = open(path, "wb" if big else "ab")  # noqa: SIM115 (the child holds it)
     try:
-        return subprocess.Popen([sys.executable, "-m", "tidymlflow._service"], stdin=subprocess.PIPE,
+        return subprocess.Popen([sys.executable, "-m", "tidymlflow._worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
                                 close_fds=True)
     finally:
@@ -339,160 +342,3 @@ def _forget_in_child() -> None:
 
 atexit.register(_at_exit)
 os.register_at_fork(after_in_child=_forget_in_child)
-
-
-# == the writer process ====================================================================================
-def main() -> None:
-    """Entry of ``python -m tidymlflow._service``: read jobs from stdin, answer on stdout."""
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # stray prints of libraries go to the log, never into the answers
-    sys.stdout = sys.stderr
-    inbox: deque[dict[str, Any] | None] = deque()
-    ready = threading.Condition()
-    threading.Thread(target=_inbox, args=(sys.stdin.buffer, inbox, ready), daemon=True).start()
-    with ready:
-        ready.wait_for(lambda: bool(inbox))
-        hello = inbox.popleft()
-    if hello is None:
-        return
-    sys.argv = list(hello.get("argv") or ["python"])
-    sys.path[:0] = [p for p in hello.get("path", []) if p not in sys.path]
-    worker = _Worker(lambda m: out.write(json.dumps(m) + "\n"))
-    worker.warm(hello.get("warm"))
-    while True:
-        with ready:
-            ready.wait_for(lambda: bool(inbox))
-            message = inbox.popleft()
-        if message is None:
-            break
-        worker.handle(message)
-    worker.retry_kept()
-
-
-def _fresh_sqlite(target: dict[str, Any]) -> bool:
-    """A sqlite store that does not exist yet: the user's script may be creating it right now,
-    and two processes creating one store collide, so the writer leaves it to the first job."""
-    uri = target.get("tracking_uri") or target.get("env", {}).get("MLFLOW_TRACKING_URI") or ""
-    if not uri.startswith("sqlite:///"):
-        return not uri  # MLflow's default store may be a new sqlite file too
-    path = uri[len("sqlite:///"):].split("?")[0]
-    return not os.path.exists(path if os.path.isabs(path) else os.path.join(target.get("cwd", "."), path))
-
-
-def _inbox(stream: IO[bytes], inbox: deque[dict[str, Any] | None], ready: threading.Condition) -> None:
-    """Read messages as they come, so that the user's process never blocks on a full pipe."""
-    for line in stream:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue
-        with ready:
-            inbox.append(message)
-            ready.notify()
-    with ready:
-        inbox.append(None)
-        ready.notify()
-
-
-class _Worker:
-    """Delivers jobs in order. A job that fails in a way that may pass is kept and tried again
-    at most every ``RETRY_AFTER`` seconds, oldest first; while a tracking server is out of reach,
-    its new jobs are kept without an attempt (the user's script is never slowed by it)."""
-
-    def __init__(self, answer: Callable[[dict[str, Any]], Any]) -> None:
-        from tidymlflow._deliver import Deliverer
-
-        self._answer = answer
-        self.deliverer = Deliverer(apply_target=True)
-        self.paused: dict[str, tuple[float, str]] = {}  # journal -> (until, why)
-        self.kept: dict[str, list[list[Any]]] = {}  # journal -> [[job, next try]]
-
-    def answer(self, message: dict[str, Any]) -> None:
-        try:
-            self._answer(message)
-        except (OSError, ValueError):  # the user's process is gone: write on, answer no more
-            pass
-
-    def warm(self, target: dict[str, Any] | None) -> None:
-        """Import MLflow and the plotting libraries and open the store while the user's script is
-        still starting (the first call then costs it nothing)."""
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot  # noqa: F401
-            import mlflow  # noqa: F401
-            import plotly.graph_objects  # noqa: F401
-            import pyarrow.parquet  # noqa: F401
-        if target is not None and not _fresh_sqlite(target):
-            with contextlib.suppress(Exception), self.deliverer._target(target):
-                from mlflow import MlflowClient
-
-                MlflowClient().search_experiments(max_results=1)
-
-    def handle(self, message: dict[str, Any]) -> None:
-        if message.get("op") != "job":
-            return
-        job, seq = message["path"], int(message["seq"])
-        journal = os.path.dirname(job)
-        self.retry_kept()
-        until, why = self.paused.get(journal, (0.0, ""))
-        if time.monotonic() < until:
-            self.kept.setdefault(journal, []).append([job, until])
-            self.answer({"op": "job", "seq": seq, "path": job, "kept": why})
-            return
-        self._deliver(job, seq)
-
-    def _deliver(self, job: str, seq: int | None) -> bool:
-        """Deliver one job and answer; False when it is kept."""
-        from tidymlflow._deliver import Undelivered
-
-        journal = os.path.dirname(job)
-        answer: dict[str, Any] = ({"op": "job", "seq": seq, "path": job} if seq is not None
-                                  else {"op": "late", "late": True, "path": job})
-        call = ""
-        with _journal.locked(job) as ours:
-            if not ours:  # tidymlflow sync has it, or it is gone
-                self.answer(answer)
-                return True
-            try:
-                call = str(_journal.load(job).get("call", ""))
-                result = self.deliverer.deliver(job)
-            except Undelivered as exc:
-                if exc.unreachable:
-                    self.paused[journal] = (time.monotonic() + RETRY_AFTER, str(exc))
-                if seq is not None:
-                    self.kept.setdefault(journal, []).append([job, time.monotonic() + RETRY_AFTER])
-                    self.answer({**answer, "kept": str(exc)})
-                return False
-            except Exception as exc:  # a job that cannot be read: say so, leave it for sync
-                self.answer({**answer, "call": call, "errors": [f"{type(exc).__name__}: {exc}"]})
-                return True
-            _journal.remove(job)
-        self.answer({**answer, "call": call, "runs": result.runs, "created": result.created,
-                     "errors": result.errors})
-        return True
-
-    def retry_kept(self) -> None:
-        """Try the kept jobs that are due, oldest first; a server out of reach stops its journal."""
-        now = time.monotonic()
-        for journal, jobs in list(self.kept.items()):
-            if now < self.paused.get(journal, (0.0, ""))[0]:
-                continue
-            for entry in list(jobs):
-                if entry[1] > now:
-                    continue
-                if self._deliver(entry[0], None):
-                    jobs.remove(entry)
-                elif now < self.paused.get(journal, (0.0, ""))[0]:
-                    break
-                else:
-                    entry[1] = now + RETRY_AFTER
-            if not jobs:
-                del self.kept[journal]
-
-
-if __name__ == "__main__":
-    main()

@@ -163,6 +163,12 @@ class Call:
         if skipped:
             self.info(f"{skipped} non-finite or non-numeric metric value(s) were not logged")
 
+    def remember(self, result: Any) -> None:
+        """``tidymlflow.run_id(result)``: the call's first run, unless the handler registered
+        the result itself (fits, with their groups)."""
+        if self._runs and result is not None and _runs.registry.lookup(result) is None:
+            _runs.registry.register(result, _runs.LoggedRun(self._runs[0][0].handle))
+
     def abandon(self) -> None:
         """Drop a job that was interrupted before it was handed over."""
         if self._stage is not None:

@@ -1,0 +1,205 @@
+"""The writer process (``python -m tidymlflow._worker``): reads job folders from its stdin, writes
+them to MLflow in order and answers on its stdout (see :mod:`tidymlflow._service` for the user's
+side). It runs in a session of its own, so Ctrl-C in the user's terminal does not reach it; when
+the user's process has gone, it writes what it has and leaves."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import IO, Any
+
+from tidymlflow import _journal
+
+#: Seconds the writer leaves an unreachable tracking URI alone before it tries again.
+RETRY_AFTER = 30.0
+
+
+def main() -> None:
+    """Entry of ``python -m tidymlflow._worker``: read jobs from stdin, answer on stdout."""
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints of libraries go to the log, never into the answers
+    sys.stdout = sys.stderr
+    inbox: deque[dict[str, Any] | None] = deque()
+    ready = threading.Condition()
+    threading.Thread(target=_inbox, args=(sys.stdin.buffer, inbox, ready), daemon=True).start()
+    with ready:
+        ready.wait_for(lambda: bool(inbox))
+        hello = inbox.popleft()
+    if hello is None:
+        return
+    sys.argv = list(hello.get("argv") or ["python"])
+    sys.path[:0] = [p for p in hello.get("path", []) if p not in sys.path]
+    worker = _Worker(lambda m: out.write(json.dumps(m) + "\n"))
+    worker.warm(hello.get("warm"))
+    while True:
+        with ready:
+            ready.wait_for(lambda: bool(inbox))
+            message = inbox.popleft()
+        if message is None:
+            break
+        worker.handle(message)
+    worker.retry_kept()
+
+
+def _fresh_sqlite(target: dict[str, Any]) -> str | None:
+    """The URI of the job's tracking store when it is a sqlite file that does not exist yet."""
+    from mlflow import get_tracking_uri
+
+    uri = get_tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?")[0]
+    return None if os.path.exists(os.path.join(target.get("cwd", "."), path)) else uri
+
+
+def _create_sqlite(uri: str) -> None:
+    """Create a new sqlite store aside (MLflow's tables, its default experiment) and put it in
+    place only if the file still does not exist. The user's script may be creating the same
+    store right now; two processes building one file collide, and this way the script never sees
+    a half-built store of ours. Creating it here, while the script starts, takes MLflow's
+    migrations (1-2 s) off the script's exit."""
+    from mlflow.tracking._tracking_service.utils import _get_sqlalchemy_store
+
+    path, _, query = uri[len("sqlite:///"):].partition("?")
+    path = os.path.abspath(path)
+    aside = f"{path}.tidymlflow-{os.getpid()}"
+    try:
+        store = _get_sqlalchemy_store(f"sqlite:///{aside}" + (f"?{query}" if query else ""), None)
+        store.engine.dispose()
+        os.link(aside, path)  # fails if the file appeared meanwhile: then it is the script's
+    except FileExistsError:
+        pass
+    finally:
+        for leftover in (aside, f"{aside}-journal", f"{aside}-wal", f"{aside}-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+
+
+def _inbox(stream: IO[bytes], inbox: deque[dict[str, Any] | None], ready: threading.Condition) -> None:
+    """Read messages as they come, so that the user's process never blocks on a full pipe."""
+    for line in stream:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        with ready:
+            inbox.append(message)
+            ready.notify()
+    with ready:
+        inbox.append(None)
+        ready.notify()
+
+
+class _Worker:
+    """Delivers jobs in order. A job that fails in a way that may pass is kept and tried again
+    at most every ``RETRY_AFTER`` seconds, oldest first; while a tracking server is out of reach,
+    its new jobs are kept without an attempt (the user's script is never slowed by it)."""
+
+    def __init__(self, answer: Callable[[dict[str, Any]], Any]) -> None:
+        from tidymlflow._deliver import Deliverer
+
+        self._answer = answer
+        self.deliverer = Deliverer(apply_target=True)
+        self.paused: dict[str, tuple[float, str]] = {}  # journal -> (until, why)
+        self.kept: dict[str, list[list[Any]]] = {}  # journal -> [[job, next try]]
+
+    def answer(self, message: dict[str, Any]) -> None:
+        try:
+            self._answer(message)
+        except (OSError, ValueError):  # the user's process is gone: write on, answer no more
+            pass
+
+    def warm(self, target: dict[str, Any] | None) -> None:
+        """Import MLflow and the plotting libraries and open the store while the user's script is
+        still starting (the first call then costs it nothing)."""
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # noqa: F401
+            import mlflow  # noqa: F401
+            import plotly.graph_objects  # noqa: F401
+            import pyarrow.parquet  # noqa: F401
+        if target is None:
+            return
+        with contextlib.suppress(Exception), self.deliverer._target(target):
+            fresh = _fresh_sqlite(target)
+            if fresh is not None:
+                _create_sqlite(fresh)
+            from mlflow import MlflowClient
+
+            MlflowClient().search_experiments(max_results=1)
+
+    def handle(self, message: dict[str, Any]) -> None:
+        if message.get("op") != "job":
+            return
+        job, seq = message["path"], int(message["seq"])
+        journal = os.path.dirname(job)
+        self.retry_kept()
+        until, why = self.paused.get(journal, (0.0, ""))
+        if time.monotonic() < until:
+            self.kept.setdefault(journal, []).append([job, until])
+            self.answer({"op": "job", "seq": seq, "path": job, "kept": why})
+            return
+        self._deliver(job, seq)
+
+    def _deliver(self, job: str, seq: int | None) -> bool:
+        """Deliver one job and answer; False when it is kept."""
+        from tidymlflow._deliver import Undelivered
+
+        journal = os.path.dirname(job)
+        answer: dict[str, Any] = ({"op": "job", "seq": seq, "path": job} if seq is not None
+                                  else {"op": "late", "late": True, "path": job})
+        call = ""
+        with _journal.locked(job) as ours:
+            if not ours:  # tidymlflow sync has it, or it is gone
+                self.answer(answer)
+                return True
+            try:
+                call = str(_journal.load(job).get("call", ""))
+                result = self.deliverer.deliver(job)
+            except Undelivered as exc:
+                if exc.unreachable:
+                    self.paused[journal] = (time.monotonic() + RETRY_AFTER, str(exc))
+                if seq is not None:
+                    self.kept.setdefault(journal, []).append([job, time.monotonic() + RETRY_AFTER])
+                    self.answer({**answer, "kept": str(exc)})
+                return False
+            except Exception as exc:  # a job that cannot be read: say so, leave it for sync
+                self.answer({**answer, "call": call, "errors": [f"{type(exc).__name__}: {exc}"]})
+                return True
+            _journal.remove(job)
+        self.answer({**answer, "call": call, "runs": result.runs, "created": result.created,
+                     "errors": result.errors})
+        return True
+
+    def retry_kept(self) -> None:
+        """Try the kept jobs that are due, oldest first; a server out of reach stops its journal."""
+        now = time.monotonic()
+        for journal, jobs in list(self.kept.items()):
+            if now < self.paused.get(journal, (0.0, ""))[0]:
+                continue
+            for entry in list(jobs):
+                if entry[1] > now:
+                    continue
+                if self._deliver(entry[0], None):
+                    jobs.remove(entry)
+                elif now < self.paused.get(journal, (0.0, ""))[0]:
+                    break
+                else:
+                    entry[1] = now + RETRY_AFTER
+            if not jobs:
+                del self.kept[journal]
+
+
+if __name__ == "__main__":
+    main()
