@@ -105,6 +105,7 @@ def logged(tmp_path_factory, split):
             WorkflowSet.from_cross(["y ~ x1", "y ~ x1 + x2", "y ~ x2"], [linear_reg()]).fit_resamples(
                 vfold_cv(train, v=3, seed=7))
             workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit(train).evaluate(test)
+            tidymlflow.flush(timeout=120)  # written before the browser looks
         finally:
             tidymlflow.autolog(disable=True)
             while mlflow.active_run() is not None:

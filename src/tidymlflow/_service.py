@@ -35,7 +35,7 @@ PROGRESS_AFTER = 2.0
 #: Bytes of ``writer.log`` kept: a longer log starts again at the next start.
 LOG_LIMIT = 5_000_000
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
 def mode() -> str:

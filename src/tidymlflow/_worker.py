@@ -131,13 +131,20 @@ class _Worker:
             import pyarrow.parquet  # noqa: F401
         if target is None:
             return
-        with contextlib.suppress(Exception), self.deliverer._target(target):
-            fresh = _fresh_sqlite(target)
-            if fresh is not None:
-                _create_sqlite(fresh)
-            from mlflow import MlflowClient
+        try:
+            with self.deliverer._target(target):
+                fresh = _fresh_sqlite(target)
+                if fresh is not None:
+                    _create_sqlite(fresh)
+                from mlflow import MlflowClient
 
-            MlflowClient().search_experiments(max_results=1)
+                MlflowClient().search_experiments(max_results=1)
+        except Exception as exc:  # a server out of reach: its first jobs are kept without a wait
+            from tidymlflow._deliver import _unreachable
+
+            if _unreachable(exc):
+                journal = _journal.folder(_journal.uri_key(target["tracking_uri"], target["cwd"]))
+                self.paused[journal] = (time.monotonic() + RETRY_AFTER, f"{type(exc).__name__}: {exc}")
 
     def handle(self, message: dict[str, Any]) -> None:
         if message.get("op") != "job":
