@@ -32,6 +32,7 @@ def test_ljung_box_through_the_swap_equals_the_original_and_the_swap_is_undone()
     x = np.random.default_rng(1).normal(size=2000)
     expected = sm_diag.acorr_ljungbox(x, lags=10)
     before = st.acf
+    assert not getattr(before, "tidymlflow_fast", False)
     with fast.diagnostics():
         assert getattr(st.acf, "tidymlflow_fast", False)
         got = sm_diag.acorr_ljungbox(x, lags=10)
@@ -104,3 +105,28 @@ def test_users_extract_outputs_is_served_once_per_state(store, monkeypatch):
     tidymlflow.autolog(disable=True)
     pd.testing.assert_frame_equal(third[2], evaluated.extract_outputs()[2], rtol=1e-9)
     assert len(calls) == 2  # autolog off: the library's own computation
+
+
+def test_statsmodels_is_not_imported_for_the_swap_and_is_swapped_when_the_library_imports_it():
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from tidymlflow._read import fast
+with fast.diagnostics():
+    assert "statsmodels.tsa.stattools._stattools" not in sys.modules
+    import numpy as np
+    from statsmodels.tsa.stattools._stattools import acf   # as acorr_ljungbox does, inside the window
+    print(getattr(acf, "tidymlflow_fast", False))
+    print(float(acf(np.arange(50.0) % 7, nlags=3, fft=False)[1]))
+import statsmodels.tsa.stattools._stattools as st
+print(getattr(st.acf, "tidymlflow_fast", False))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    fast_flag, value, after = out.stdout.split()
+    from statsmodels.tsa.stattools import acf
+
+    assert fast_flag == "True" and after == "False"
+    assert float(value) == pytest.approx(acf(np.arange(50.0) % 7, nlags=3, fft=False)[1], rel=1e-12)

@@ -95,19 +95,20 @@ class Deliverer:
         self._context: dict[tuple[Any, ...], dict[str, str]] = {}
 
     # -- one job ------------------------------------------------------------------------------------
-    def deliver(self, job: str) -> Result:
+    def deliver(self, job: str, superseded: frozenset[tuple[str, str]] = frozenset()) -> Result:
         """Write ``job``; raise :class:`Undelivered` when it must stay in the journal. A store
         that is busy (a locked sqlite database, another process creating its tables) gets a
-        second try a moment later: delivery is idempotent."""
+        second try a moment later: delivery is idempotent. ``superseded`` (run handle, plot):
+        plots a job already waiting draws again into the same run, skipped here."""
         try:
-            return self._deliver(job)
+            return self._deliver(job, superseded)
         except Undelivered as exc:
             if exc.unreachable or not _busy_store(exc):
                 raise
         time.sleep(1.0)
-        return self._deliver(job)
+        return self._deliver(job, superseded)
 
-    def _deliver(self, job: str) -> Result:
+    def _deliver(self, job: str, superseded: frozenset[tuple[str, str]]) -> Result:
         manifest = _journal.load(job)
         if manifest.get("format") != _job.FORMAT:
             raise ValueError(f"job {job} has format {manifest.get('format')}, this tidymlflow writes "
@@ -126,7 +127,9 @@ class Deliverer:
                     runs[rec["handle"]] = self._open(client, rec, manifest, context, progress, job, replay)
                 incomplete = frozenset(progress.get("incomplete", ()))
                 for rec in reversed(manifest["runs"]):
-                    self._write(client, job, rec, runs[rec["handle"]][0], result, incomplete)
+                    plots = [p for p in rec["plots"] if (rec["handle"], p["name"]) not in superseded]
+                    self._write(client, job, {**rec, "plots": plots}, runs[rec["handle"]][0], result,
+                                incomplete)
         except Exception as exc:
             if not transient(exc):
                 raise

@@ -36,7 +36,8 @@ def main() -> None:
         return
     sys.argv = list(hello.get("argv") or ["python"])
     sys.path[:0] = [p for p in hello.get("path", []) if p not in sys.path]
-    worker = _Worker(lambda m: out.write(json.dumps(m) + "\n"))
+    worker = _Worker(lambda m: out.write(json.dumps(m) + "\n"),
+                     lambda: [m["path"] for m in list(inbox) if m is not None and m.get("op") == "job"])
     worker.warm(hello.get("warm"))
     while True:
         with ready:
@@ -82,6 +83,21 @@ def _create_sqlite(uri: str) -> None:
                 os.unlink(leftover)
 
 
+def superseded(jobs: list[str], limit: int = 20) -> frozenset[tuple[str, str]]:
+    """(run handle, plot) pairs that a job already waiting draws again into a run logged before,
+    such as the forecast an ``evaluate()`` redraws with its test rows: drawing them now would be
+    overwritten at once."""
+    found: set[tuple[str, str]] = set()
+    for job in jobs[:limit]:
+        try:
+            manifest = _journal.load(job)
+        except (OSError, ValueError):
+            continue
+        found |= {(rec["handle"], plot["name"]) for rec in manifest.get("runs", ())
+                  if rec.get("kind") == "existing" for plot in rec.get("plots", ())}
+    return frozenset(found)
+
+
 def _inbox(stream: IO[bytes], inbox: deque[dict[str, Any] | None], ready: threading.Condition) -> None:
     """Read messages as they come, so that the user's process never blocks on a full pipe."""
     for line in stream:
@@ -102,10 +118,12 @@ class _Worker:
     at most every ``RETRY_AFTER`` seconds, oldest first; while a tracking server is out of reach,
     its new jobs are kept without an attempt (the user's script is never slowed by it)."""
 
-    def __init__(self, answer: Callable[[dict[str, Any]], Any]) -> None:
+    def __init__(self, answer: Callable[[dict[str, Any]], Any],
+                 queued: Callable[[], list[str]] = list) -> None:
         from tidymlflow._deliver import Deliverer
 
         self._answer = answer
+        self._queued = queued
         self.deliverer = Deliverer(apply_target=True)
         self.paused: dict[str, tuple[float, str]] = {}  # journal -> (until, why)
         self.kept: dict[str, list[list[Any]]] = {}  # journal -> [[job, next try]]
@@ -117,20 +135,16 @@ class _Worker:
             pass
 
     def warm(self, target: dict[str, Any] | None) -> None:
-        """Import MLflow and the plotting libraries and open the store while the user's script is
-        still starting (the first call then costs it nothing)."""
-        import contextlib
-
+        """Import MLflow, open the store, then import the plotting libraries, while the user's
+        script is still starting (its first calls then cost the writer little)."""
+        if target is not None:
+            self._open_store(target)
         with contextlib.suppress(Exception):
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot  # noqa: F401
-            import mlflow  # noqa: F401
+            import matplotlib.backends.backend_agg  # noqa: F401 (the plots draw without pyplot)
             import plotly.graph_objects  # noqa: F401
             import pyarrow.parquet  # noqa: F401
-        if target is None:
-            return
+
+    def _open_store(self, target: dict[str, Any]) -> None:
         try:
             with self.deliverer._target(target):
                 fresh = _fresh_sqlite(target)
@@ -173,7 +187,7 @@ class _Worker:
                 return True
             try:
                 call = str(_journal.load(job).get("call", ""))
-                result = self.deliverer.deliver(job)
+                result = self.deliverer.deliver(job, superseded(self._queued()))
             except Undelivered as exc:
                 if exc.unreachable:
                     self.paused[journal] = (time.monotonic() + RETRY_AFTER, str(exc))

@@ -12,12 +12,13 @@ hands every other call to the original. The tables are equal to the library's to
 from __future__ import annotations
 
 import contextlib
-import importlib
 import importlib.util
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import wrapt
 
 _MODULE = "statsmodels.tsa.stattools._stattools"
 _lock = threading.Lock()
@@ -54,35 +55,52 @@ def _fast(original: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextlib.contextmanager
 def diagnostics() -> Iterator[None]:
-    """The O(n) autocorrelation in place for the duration (counted across threads)."""
-    global _users, _original
-    module = _stattools()
-    if module is None:
-        yield
-        return
+    """The O(n) autocorrelation in place for the duration (counted across threads). statsmodels
+    is not imported for it: when the library imports its acf module inside the window, the swap
+    happens then (a post-import hook)."""
+    global _users
     with _lock:
-        if _users == 0:
-            _original = module.acf
-            module.acf = _fast(module.acf)
         _users += 1
+        if _users == 1:
+            _install()
     try:
         yield
     finally:
         with _lock:
             _users -= 1
-            if _users == 0 and _original is not None:
-                module.acf = _original
-                _original = None
+            if _users == 0:
+                _uninstall()
 
 
-def _stattools() -> Any:
-    """statsmodels' acf module when statsmodels is installed (the engines use it anyway)."""
+_hooked = False
+
+
+def _install() -> None:
+    global _hooked
     module = sys.modules.get(_MODULE)
     if module is not None:
-        return module
-    try:
-        if importlib.util.find_spec("statsmodels") is None:
-            return None
-        return importlib.import_module(_MODULE)
-    except Exception:
-        return None
+        _swap(module)
+    elif not _hooked and importlib.util.find_spec("statsmodels") is not None:
+        _hooked = True
+        wrapt.register_post_import_hook(_on_import, _MODULE)
+
+
+def _on_import(module: Any) -> None:
+    with _lock:
+        if _users > 0:
+            _swap(module)
+
+
+def _swap(module: Any) -> None:
+    global _original
+    if _original is None and not getattr(module.acf, "tidymlflow_fast", False):
+        _original = module.acf
+        module.acf = _fast(module.acf)
+
+
+def _uninstall() -> None:
+    global _original
+    module: Any = sys.modules.get(_MODULE)
+    if module is not None and _original is not None:
+        module.acf = _original
+    _original = None
