@@ -14,7 +14,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +88,9 @@ class Deliverer:
     URI, experiment, environment and working directory before resolving where its runs go, as the
     user's process would have. In the user's own process they are already in place."""
 
-    def __init__(self, apply_target: bool) -> None:
+    def __init__(self, apply_target: bool, plotter: Plotter | None = None) -> None:
         self.apply_target = apply_target
+        self.plotter = plotter
         self.handles: dict[str, tuple[str, str]] = {}  # handle -> (run id, experiment id)
         self._kinds: set[tuple[str, str]] = set()
         self._context: dict[tuple[Any, ...], dict[str, str]] = {}
@@ -269,7 +270,9 @@ class Deliverer:
         for table in rec["tables"]:
             self._step(result, _csv_twin, os.path.join(folder, table))
         for plot in rec["plots"]:
-            _draw(job, folder, plot, result)
+            error = (self.plotter or draw_plot)(job, rec["files"], plot)
+            if error:
+                result.errors.append(error)
         if rec["model"] is not None:
             self._step(result, _log_model, client, job, run_id, rec["model"])
         if os.path.isdir(folder):
@@ -420,26 +423,40 @@ def _csv_twin(path: str) -> None:
                                      index=False)
 
 
-def _draw(job: str, folder: str, plot: dict[str, Any], result: Result) -> None:
-    """A png, and for the interactive plots also the html (the png is what shows offline)."""
+def draw_plot(job: str, files: str, plot: dict[str, Any]) -> str | None:
+    """Draw one plot of a job into its run's folder (``files``): a png, and for the interactive
+    plots also the html (the png is what shows offline). Returns the error of a plot that cannot
+    be drawn (the rest of the job goes on); a failure that may pass (a full disk) raises."""
     from tidymlflow import plots
 
     name = plot["name"]
-    os.makedirs(os.path.join(folder, "plots"), exist_ok=True)
+    folder = os.path.join(job, files, "plots")
+    aside = os.path.join(job, ".drawing", files)  # whole files only ever appear in the run's folder
     try:
+        os.makedirs(folder, exist_ok=True)
+        os.makedirs(aside, exist_ok=True)
         args, kwargs = _job.decode(plot["args"], job), _job.decode(plot["kwargs"], job)
         with _quiet():
             figure = plots.draw_png(name, *args, **kwargs)
             if figure is None:
-                return
-            plots.save(figure, os.path.join(folder, "plots", f"{name}.png"))
+                return None
+            drawn = [f"{name}.png"]
+            plots.save(figure, os.path.join(aside, drawn[0]))
             if name in plots.INTERACTIVE:
-                plots.save(plots.draw(name, *args, **kwargs), os.path.join(folder, "plots", f"{name}.html"),
-                           plot["plotly_js"])
+                drawn.append(f"{name}.html")
+                figure = plots.draw(name, *args, **kwargs)
+                plots.save(figure, os.path.join(aside, drawn[1]), plot["plotly_js"])
+        for file in drawn:
+            os.replace(os.path.join(aside, file), os.path.join(folder, file))
     except Exception as exc:
         if transient(exc):
             raise
-        result.errors.append(f"PlotError: plot {name!r} skipped: {type(exc).__name__}: {exc}")
+        return f"PlotError: plot {name!r} skipped: {type(exc).__name__}: {exc}"
+    return None
+
+
+#: Draws one plot (``draw_plot``'s signature): in this process, or handed to a plotting process.
+Plotter = Callable[[str, str, dict[str, Any]], "str | None"]
 
 
 @contextlib.contextmanager

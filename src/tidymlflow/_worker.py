@@ -26,9 +26,10 @@ def main() -> None:
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints of libraries go to the log, never into the answers
     sys.stdout = sys.stderr
+    plotter = _Plotter.start()  # forked now, before any thread exists
     inbox: deque[dict[str, Any] | None] = deque()
     ready = threading.Condition()
-    threading.Thread(target=_inbox, args=(sys.stdin.buffer, inbox, ready), daemon=True).start()
+    threading.Thread(target=_inbox, args=(sys.stdin.buffer, inbox, ready, plotter), daemon=True).start()
     with ready:
         ready.wait_for(lambda: bool(inbox))
         hello = inbox.popleft()
@@ -37,7 +38,8 @@ def main() -> None:
     sys.argv = list(hello.get("argv") or ["python"])
     sys.path[:0] = [p for p in hello.get("path", []) if p not in sys.path]
     worker = _Worker(lambda m: out.write(json.dumps(m) + "\n"),
-                     lambda: [m["path"] for m in list(inbox) if m is not None and m.get("op") == "job"])
+                     lambda: [m["path"] for m in list(inbox) if m is not None and m.get("op") == "job"],
+                     plotter)
     worker.warm(hello.get("warm"))
     while True:
         with ready:
@@ -47,6 +49,8 @@ def main() -> None:
             break
         worker.handle(message)
     worker.retry_kept()
+    if plotter is not None:
+        plotter.close()
 
 
 def _fresh_sqlite(target: dict[str, Any]) -> str | None:
@@ -83,6 +87,80 @@ def _create_sqlite(uri: str) -> None:
                 os.unlink(leftover)
 
 
+class _Plotter:
+    """A second process that draws each job's plots as soon as the job arrives, while the
+    writer imports MLflow, opens the store and writes the jobs before it: on a machine with two
+    cores the plots are then mostly ready when their job's turn comes. A plot whose drawing
+    process failed is drawn in the writer instead."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.futures: dict[tuple[str, str, str], Any] = {}
+        self.lock = threading.Lock()
+
+    @classmethod
+    def start(cls) -> _Plotter | None:
+        """Fork the plotting process (Linux; elsewhere the writer draws)."""
+        import concurrent.futures
+        import multiprocessing
+
+        if not sys.platform.startswith("linux") or os.environ.get("TIDYMLFLOW_PLOT_PROCESS") == "0":
+            return None
+        try:
+            pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("fork"), initializer=_warm_plots)
+            pool.submit(int).result(timeout=60)  # the process exists now
+        except Exception:
+            return None
+        return cls(pool)
+
+    def submit(self, job: str) -> None:
+        from tidymlflow._deliver import draw_plot
+
+        try:
+            manifest = _journal.load(job)
+            for rec in manifest["runs"]:
+                for plot in rec["plots"]:
+                    future = self.pool.submit(draw_plot, job, rec["files"], plot)
+                    with self.lock:
+                        self.futures[(job, rec["files"], plot["name"])] = future
+        except Exception:  # the writer draws what was not handed over
+            return
+
+    def draw(self, job: str, files: str, plot: dict[str, Any]) -> str | None:
+        """The outcome of a plot handed over (waiting for it), else drawn here."""
+        from concurrent.futures import BrokenExecutor
+
+        from tidymlflow._deliver import draw_plot
+
+        with self.lock:
+            future = self.futures.pop((job, files, plot["name"]), None)
+        if future is not None:
+            try:
+                result: str | None = future.result(timeout=300)
+                return result
+            except (BrokenExecutor, TimeoutError):
+                pass
+        return draw_plot(job, files, plot)
+
+    def forget(self, job: str) -> None:
+        """A job is done: drop (or cancel) what is left of its plots."""
+        with self.lock:
+            for key in [k for k in self.futures if k[0] == job]:
+                self.futures.pop(key).cancel()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _warm_plots() -> None:
+    """The plotting process imports what drawing needs once."""
+    with contextlib.suppress(Exception):
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import plotly.graph_objects  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+
+
 def superseded(jobs: list[str], limit: int = 20) -> frozenset[tuple[str, str]]:
     """(run handle, plot) pairs that a job already waiting draws again into a run logged before,
     such as the forecast an ``evaluate()`` redraws with its test rows: drawing them now would be
@@ -98,13 +176,17 @@ def superseded(jobs: list[str], limit: int = 20) -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
-def _inbox(stream: IO[bytes], inbox: deque[dict[str, Any] | None], ready: threading.Condition) -> None:
-    """Read messages as they come, so that the user's process never blocks on a full pipe."""
+def _inbox(stream: IO[bytes], inbox: deque[dict[str, Any] | None], ready: threading.Condition,
+           plotter: _Plotter | None = None) -> None:
+    """Read messages as they come, so that the user's process never blocks on a full pipe; a
+    job's plots start drawing at once in the plotting process."""
     for line in stream:
         try:
             message = json.loads(line)
         except ValueError:
             continue
+        if plotter is not None and message.get("op") == "job":
+            plotter.submit(message["path"])
         with ready:
             inbox.append(message)
             ready.notify()
@@ -119,12 +201,13 @@ class _Worker:
     its new jobs are kept without an attempt (the user's script is never slowed by it)."""
 
     def __init__(self, answer: Callable[[dict[str, Any]], Any],
-                 queued: Callable[[], list[str]] = list) -> None:
+                 queued: Callable[[], list[str]] = list, plotter: _Plotter | None = None) -> None:
         from tidymlflow._deliver import Deliverer
 
         self._answer = answer
         self._queued = queued
-        self.deliverer = Deliverer(apply_target=True)
+        self.plotter = plotter
+        self.deliverer = Deliverer(apply_target=True, plotter=plotter.draw if plotter else None)
         self.paused: dict[str, tuple[float, str]] = {}  # journal -> (until, why)
         self.kept: dict[str, list[list[Any]]] = {}  # journal -> [[job, next try]]
 
@@ -139,10 +222,8 @@ class _Worker:
         script is still starting (its first calls then cost the writer little)."""
         if target is not None:
             self._open_store(target)
-        with contextlib.suppress(Exception):
-            import matplotlib.backends.backend_agg  # noqa: F401 (the plots draw without pyplot)
-            import plotly.graph_objects  # noqa: F401
-            import pyarrow.parquet  # noqa: F401
+        if self.plotter is None:  # no plotting process: the writer draws
+            _warm_plots()
 
     def _open_store(self, target: dict[str, Any]) -> None:
         try:
@@ -199,6 +280,8 @@ class _Worker:
                 self.answer({**answer, "call": call, "errors": [f"{type(exc).__name__}: {exc}"]})
                 return True
             _journal.remove(job)
+        if self.plotter is not None:
+            self.plotter.forget(job)
         self.answer({**answer, "call": call, "runs": result.runs, "created": result.created,
                      "errors": result.errors})
         return True
