@@ -103,6 +103,23 @@ def _writer_pid(out: str) -> int:
     return int(next(line for line in out.splitlines() if line.startswith("writer ")).split()[1])
 
 
+def _left_behind(env: dict[str, str], wait: float = 10.0) -> list[int]:
+    """Processes still running with this test's journal (a writer or its plotting process),
+    after up to ``wait`` seconds."""
+    marker = f"TIDYMLFLOW_JOURNAL_DIR={env['TIDYMLFLOW_JOURNAL_DIR']}".encode()
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and entry.name != str(os.getpid()):
+                with contextlib.suppress(OSError):
+                    if marker in (entry / "environ").read_bytes().split(b"\0"):
+                        found.append(int(entry.name))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def _kept(env: dict[str, str]) -> list[str]:
     root = Path(env["TIDYMLFLOW_JOURNAL_DIR"])
     return sorted(str(p.parent) for p in root.glob("*/*/manifest.json"))
@@ -332,6 +349,7 @@ def test_writer_killed_warns_once_never_hangs_and_the_journal_keeps_the_rest(tmp
     assert run.returncode == 0, run.stderr
     assert "done" in run.stdout
     assert run.stderr.count("the writer process stopped") == 1, run.stderr
+    assert _left_behind(env) == []  # the writer's plotting process went with it
     assert len(_kept(env)) == 1
     client = MlflowClient(uri)
     assert [r.info.run_name for r in client.search_runs(["0"])] == ["linear_reg: y ~ x1 + x2"]

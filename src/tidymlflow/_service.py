@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -209,11 +210,20 @@ class Process:
         return []
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every job handed over so far is written or kept; False on timeout."""
+        """Wait until every job handed over so far is written or kept; False on timeout. A
+        writer that died is noticed by its exit too, not only by its pipe closing."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             target = self._submitted
-            return self._cond.wait_for(lambda: self._answered >= target or self.report.dead is not None,
-                                       timeout)
+            while True:
+                if self._answered >= target or self.report.dead is not None:
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(1.0 if left is None else min(1.0, left))
+                if self.proc.poll() is not None and self._answered < target:
+                    self.report.dead = f"exit code {self.proc.returncode}"
 
     def run_id(self, handle: str, timeout: float | None = None) -> str | None:
         if handle.startswith("run:"):

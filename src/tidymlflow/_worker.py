@@ -26,7 +26,7 @@ def main() -> None:
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints of libraries go to the log, never into the answers
     sys.stdout = sys.stderr
-    plotter = _Plotter.start()  # forked now, before any thread exists
+    plotter = _Plotter.start(out.fileno())  # forked now, before any thread exists
     inbox: deque[dict[str, Any] | None] = deque()
     ready = threading.Condition()
     threading.Thread(target=_inbox, args=(sys.stdin.buffer, inbox, ready, plotter), daemon=True).start()
@@ -99,8 +99,9 @@ class _Plotter:
         self.lock = threading.Lock()
 
     @classmethod
-    def start(cls) -> _Plotter | None:
-        """Fork the plotting process (Linux; elsewhere the writer draws)."""
+    def start(cls, answers: int) -> _Plotter | None:
+        """Fork the plotting process (Linux; elsewhere the writer draws). It lets go of the
+        writer's pipes at once: the user's process must see them close when the writer dies."""
         import concurrent.futures
         import multiprocessing
 
@@ -108,7 +109,8 @@ class _Plotter:
             return None
         try:
             pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("fork"), initializer=_warm_plots)
+                max_workers=1, mp_context=multiprocessing.get_context("fork"), initializer=_plot_process,
+                initargs=(answers,))
             pool.submit(int).result(timeout=60)  # the process exists now
         except Exception:
             return None
@@ -151,6 +153,24 @@ class _Plotter:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _plot_process(answers: int) -> None:
+    """The plotting process starts: without the writer's pipes, with what drawing needs, and
+    gone within a second when the writer is gone (killed, say)."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, answers):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    writer = os.getppid()
+
+    def orphaned() -> None:
+        while os.getppid() == writer:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, name="tidymlflow-plots-watch", daemon=True).start()
+    _warm_plots()
 
 
 def _warm_plots() -> None:
