@@ -21,7 +21,6 @@ missed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import os
 import socket
@@ -29,13 +28,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN = None if importlib.util.find_spec("py_workflows") else str(ROOT / "tests" / "standin")
+sys.path.insert(0, str(ROOT / "tests"))
+from servers import hung_server  # noqa: E402 (the tests' hung server; needs the test extra)
 
 PRELUDE = """
 import os, sys, time
@@ -136,32 +135,6 @@ def _report(name: str, t: dict[str, float], budget: float, ratio: bool = False) 
     return ok
 
 
-@contextlib.contextmanager
-def _hung(port: int) -> Iterator[None]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", port))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -190,7 +163,7 @@ def bench_dead_servers(tmp: Path, repeats: int) -> bool:
     times = _paired(SCRIPTS["fit"], modes, repeats, False, tmp, use="calls")
     ok &= _report("closed port: the calls", times, 0.5)
     port = _free_port()
-    with _hung(port):
+    with hung_server(port):
         hung = _env(tmp, f"http://127.0.0.1:{port}", **extra)
         modes = {k: v for k, v in _modes(hung).items() if k != "inline"}
         times = _paired(SCRIPTS["fit"], modes, repeats, False, tmp, use="calls")

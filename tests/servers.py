@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -88,6 +89,34 @@ def mlflow_server(backend_uri: str, artifacts: Path, log_path: Path,
             pytest.fail(f"mlflow server answers /health but not a search ({exc}):\n{tail(log_path)}",
                         pytrace=False)
         yield url
+
+
+@contextlib.contextmanager
+def hung_server(port: int) -> Iterator[None]:
+    """A socket on ``port`` that accepts connections and never answers (a hung server)."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:

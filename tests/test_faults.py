@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from servers import free_port, mlflow_server
+from servers import free_port, hung_server, mlflow_server
 
 #: These scripts run the writer process whatever TIDYMLFLOW_WRITER says, so the suite's inline
 #: pass leaves them out (they would run the very same thing twice).
@@ -193,38 +191,10 @@ def test_closed_port_keeps_everything_and_sync_delivers_it_once(tmp_path, env):
 
 
 # -- a server that accepts and never answers ------------------------------------------------------------
-@contextlib.contextmanager
-def _hung_server(port: int):
-    """A socket that accepts connections and never answers."""
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", port))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
-
-
 def test_hung_server_never_stalls_the_script_and_sync_delivers_later(tmp_path, env):
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    with _hung_server(port):
+    with hung_server(port):
         run = _script(tmp_path, env, uri, "fit", timeout=120, TIDYMLFLOW_EXIT_TIMEOUT="3",
                       MLFLOW_HTTP_REQUEST_TIMEOUT="3")
         assert run.returncode == 0, run.stderr

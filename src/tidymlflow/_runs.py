@@ -8,7 +8,6 @@ import sys
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -17,6 +16,7 @@ from typing import Any
 from tidymlflow import _journal
 from tidymlflow._job import Stage
 from tidymlflow._version import __version__
+from tidymlflow._weak import WeakIdMap
 from tidymlflow._writer import RunWriter
 
 AUTOLOG_TAG = "mlflow.autologging"
@@ -152,35 +152,19 @@ class LoggedRun:
 
 
 class FitRegistry:
-    """Maps fitted objects (unhashable dataclasses) to the runs that logged them; an entry goes
-    when its object is garbage-collected."""
+    """Maps fitted objects (unhashable dataclasses) and results to the runs that logged them; an
+    entry goes when its object is garbage-collected."""
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[weakref.ref[Any], LoggedRun]] = {}
-        self._lock = threading.Lock()
+        self._map: WeakIdMap[LoggedRun] = WeakIdMap()
 
     def register(self, obj: Any, logged: LoggedRun) -> None:
         """Remember that ``obj`` was logged in ``logged``."""
-        key = id(obj)
-
-        def forget(_ref: weakref.ref[Any], key: int = key, registry: FitRegistry = self) -> None:
-            with registry._lock:
-                registry._entries.pop(key, None)
-
-        try:
-            ref = weakref.ref(obj, forget)
-        except TypeError:  # an object that cannot be referred to weakly (a tuple): not remembered
-            return
-        with self._lock:
-            self._entries[key] = (ref, logged)
+        self._map.put(obj, logged)
 
     def lookup(self, obj: Any) -> LoggedRun | None:
         """The runs that logged ``obj``, or None."""
-        with self._lock:
-            entry = self._entries.get(id(obj))
-        if entry is None or entry[0]() is not obj:
-            return None
-        return entry[1]
+        return self._map.get(obj)
 
 
 registry = FitRegistry()

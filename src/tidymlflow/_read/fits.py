@@ -3,15 +3,14 @@ and its three output DataFrames. Pure readers of py-tidymodels objects; no MLflo
 
 from __future__ import annotations
 
-import threading
 import warnings
-import weakref
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import pandas as pd
 
 from tidymlflow._read import common, fast, recipes
+from tidymlflow._weak import WeakIdMap
 
 #: The names of the library's three output DataFrames, in ``extract_outputs()`` order.
 TABLES = ("outputs", "coefficients", "stats")
@@ -65,32 +64,16 @@ class OutputsCache:
     goes with its fit, and is replaced when ``evaluate()`` changes the fit."""
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[weakref.ref[Any], tuple[Any, ...], tuple[Any, ...]]] = {}
-        self._lock = threading.Lock()
+        self._map: WeakIdMap[tuple[tuple[Any, ...], tuple[Any, ...]]] = WeakIdMap()
 
     def get(self, fit: Any) -> tuple[Any, ...] | None:
-        with self._lock:
-            entry = self._entries.get(id(fit))
-        if entry is None or entry[0]() is not fit or entry[1] != _state(fit):
-            return None
-        return entry[2]
+        entry = self._map.get(fit)
+        return entry[1] if entry is not None and entry[0] == _state(fit) else None
 
     def put(self, fit: Any, frames: tuple[Any, ...]) -> None:
         state = _state(fit)
-        if state is None:
-            return
-        key = id(fit)
-
-        def forget(_ref: weakref.ref[Any], key: int = key, cache: OutputsCache = self) -> None:
-            with cache._lock:
-                cache._entries.pop(key, None)
-
-        try:
-            ref = weakref.ref(fit, forget)
-        except TypeError:
-            return
-        with self._lock:
-            self._entries[key] = (ref, state, frames)
+        if state is not None:
+            self._map.put(fit, (state, frames))
 
 
 cache = OutputsCache()
