@@ -81,7 +81,7 @@ def _run(script: str, env: dict[str, str]) -> tuple[float, float]:
     """(wall seconds of the whole process, seconds of the calls) of one script."""
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", PRELUDE + script], capture_output=True, text=True, env=env,
-                         timeout=1800)
+                         timeout=1800, cwd=env["BENCH_CWD"])  # MLflow's default artifacts go there
     wall = time.perf_counter() - start
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
@@ -91,7 +91,7 @@ def _run(script: str, env: dict[str, str]) -> tuple[float, float]:
 
 def _env(tmp: Path, uri: str, **extra: str) -> dict[str, str]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true",
-           "TIDYMLFLOW_JOURNAL_DIR": str(tmp / "journal"), **extra}
+           "TIDYMLFLOW_JOURNAL_DIR": str(tmp / "journal"), "BENCH_CWD": str(tmp), **extra}
     env.pop("TIDYMLFLOW_STRICT", None)
     if STANDIN:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (STANDIN, env.get("PYTHONPATH")) if p)
@@ -195,6 +195,7 @@ def bench_children(tmp: Path) -> bool:
                        if k.startswith(("MLFLOW", "TIDYMLFLOW"))})
     if STANDIN:
         sys.path.insert(0, STANDIN)
+    os.chdir(tmp)  # MLflow's default artifact folder of a new store is relative: keep it in tmp
     import tidymlflow
     from tidymlflow import _service
 
