@@ -19,16 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidymlflow import _job, _journal
+from tidymlflow._runs import PARENT_TAG
 
-AUTOLOG_TAG = "mlflow.autologging"
-PARENT_TAG = "mlflow.parentRunId"
 #: The tag that names a run's handle: how a replay finds the run instead of creating it again.
 HANDLE_TAG = "tidymlflow.handle"
 #: The tag that lists what a run is missing after a failed delivery (until ``tidymlflow sync``).
 INCOMPLETE_TAG = "tidymlflow.incomplete"
 #: The experiment tag MLflow's UI reads to open an experiment in its model-training view.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-#: A run's description, whose leaderboards tidymlflow writes.
+#: The tag that points at a fit's logged model (``log_models=True``).
 MODEL_URI_TAG = "tidymlflow.model_uri"
 
 
