@@ -18,6 +18,9 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["TIDYMLFLOW_STRICT"] = "1"
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+# a writer leaves with its last script here (the default is to wait 600 s for the next one);
+# tests/test_daemon.py checks a writer that stays
+os.environ["TIDYMLFLOW_WRITER_IDLE"] = "0"
 # the journal of jobs not yet written lives in a folder of this test session, never in ~/.cache
 os.environ["TIDYMLFLOW_JOURNAL_DIR"] = tempfile.mkdtemp(prefix="tidymlflow-journal-")
 

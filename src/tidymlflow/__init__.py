@@ -48,10 +48,11 @@ def autolog(
     Raises TypeError / ValueError naming the offending flag.
     """
     flags = dict(locals())
-    from tidymlflow import _engine, _runs, _service
+    from tidymlflow import _daemon, _engine, _runs, _service
     from tidymlflow._config import build_config
 
     config = build_config(flags, registered=_engine.discover_layers())
+    _daemon.idle()  # a bad TIDYMLFLOW_WRITER_IDLE is named before anything is patched
     if config.disable:
         _engine.deactivate()
     else:

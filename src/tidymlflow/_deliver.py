@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidymlflow import _job, _journal
-from tidymlflow._runs import PARENT_TAG
+from tidymlflow._runs import ENV, PARENT_TAG
 
 #: The tag that names a run's handle: how a replay finds the run instead of creating it again.
 HANDLE_TAG = "tidymlflow.handle"
@@ -151,7 +151,8 @@ class Deliverer:
         from mlflow.tracking import fluent
 
         saved_env = {k: os.environ.get(k) for k in target["env"]}
-        for key in [k for k in os.environ if k.startswith("MLFLOW_EXPERIMENT_")]:
+        # the writer may serve several scripts: none of another script's tracking variables
+        for key in [k for k in os.environ if k.startswith("MLFLOW_EXPERIMENT_") or k in ENV]:
             saved_env.setdefault(key, os.environ.pop(key))
         os.environ.update(target["env"])
         with contextlib.suppress(OSError):

@@ -76,14 +76,16 @@ class Target:
                 "env": dict(self.env)}
 
 
-_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_USERNAME",
-        "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS",
-        "MLFLOW_RUN_CONTEXT")
+#: The environment variables a job carries with it: the writer sets exactly these (and removes
+#: those the job does not have) while it writes the job.
+ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_USERNAME",
+       "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS",
+       "MLFLOW_RUN_CONTEXT")
 
 
 def current_target() -> Target:
     """The :class:`Target` of a call starting now in this thread."""
-    env = {k: os.environ[k] for k in _ENV if k in os.environ}
+    env = {k: os.environ[k] for k in ENV if k in os.environ}
     uri, experiment, active = env.get("MLFLOW_TRACKING_URI"), None, None
     mlflow = sys.modules.get("mlflow")
     if mlflow is not None:

@@ -15,8 +15,10 @@ delivers what is left.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +26,7 @@ import time
 from collections import deque
 from typing import Any
 
-from tidymlflow import _journal, _safety, _state
+from tidymlflow import _daemon, _journal, _safety, _state
 from tidymlflow.errors import TidyMLflowError
 
 #: Seconds the user's process waits at exit for the writer (``TIDYMLFLOW_EXIT_TIMEOUT``).
@@ -142,38 +144,40 @@ class Process:
         self._closing = False
         self._handles: dict[int, list[str]] = {}  # job number -> its handles
         self._cond = threading.Condition()
+        self._sending = threading.Lock()
         self._submitted = 0
         self._answered = 0
         self._journals: set[str] = set()
-        self.proc = _spawn()
-        self._send({"op": "hello", "argv": sys.argv[:1], "path": sys.path, "warm": warm})
+        self._writer_pid: int | None = None
+        self.sock, self.proc = _daemon.connect(_spawn)
+        self._send({"op": "hello", "path": sys.path, "warm": warm})
         threading.Thread(target=self._read, name="tidymlflow-writer-pipe", daemon=True).start()
 
-    # -- the pipe ---------------------------------------------------------------------------------------
+    # -- the connection ---------------------------------------------------------------------------------
     def _send(self, message: dict[str, Any]) -> bool:
-        stdin = self.proc.stdin
-        if self.report.dead or stdin is None:
+        if self.report.dead:
             return False
         try:
-            stdin.write((json.dumps(message, default=str) + "\n").encode())
-            stdin.flush()
+            with self._sending:
+                self.sock.sendall((json.dumps(message, default=str) + "\n").encode())
             return True
         except (OSError, ValueError):
             self._died()
             return False
 
     def _read(self) -> None:
-        stdout = self.proc.stdout
-        assert stdout is not None
-        for line in stdout:
-            try:
-                self._answer(json.loads(line))
-            except ValueError:
-                continue
+        with contextlib.suppress(OSError, ValueError):
+            for line in self.sock.makefile("rb"):
+                try:
+                    self._answer(json.loads(line))
+                except ValueError:
+                    continue
         self._died()
 
     def _answer(self, message: dict[str, Any]) -> None:
         with self._cond:
+            if message.get("op") == "hello":
+                self._writer_pid = int(message["pid"])
             self._order.extend(message.get("created") or ())
             self.resolved.update(message.get("runs") or {})
             if message.get("errors"):
@@ -191,9 +195,8 @@ class Process:
     def _died(self) -> None:
         with self._cond:
             if self.report.dead is None and not self._closing:
-                code = self.proc.poll()
-                self.report.dead = f"exit code {code}" if code is not None else "its pipe closed"
-            self.report.dead = self.report.dead or "closed"
+                code = None if self.proc is None else self.proc.poll()
+                self.report.dead = f"exit code {code}" if code is not None else "its connection closed"
             self._cond.notify_all()
 
     # -- the user's side --------------------------------------------------------------------------------
@@ -222,8 +225,15 @@ class Process:
                 if left is not None and left <= 0:
                     return False
                 self._cond.wait(1.0 if left is None else min(1.0, left))
-                if self.proc.poll() is not None and self._answered < target:
+                if self.proc is not None and self.proc.poll() is not None and self._answered < target:
                     self.report.dead = f"exit code {self.proc.returncode}"
+
+    def writer_pid(self, timeout: float | None = 30.0) -> int | None:
+        """The process id of the writer (which may serve other scripts too), once it has said it."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._writer_pid is not None or self.report.dead is not None,
+                                timeout)
+            return self._writer_pid
 
     def run_id(self, handle: str, timeout: float | None = None) -> str | None:
         if handle.startswith("run:"):
@@ -250,14 +260,12 @@ class Process:
         except KeyboardInterrupt:
             done = False
         self._closing = True
-        if self.proc.stdin is not None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
         if not done:
             where = ", ".join(sorted(self._journals)) or _journal.root()
-            _stderr(f"tidymlflow: the writer (pid {self.proc.pid}) goes on in the background; what it "
+            _stderr(f"tidymlflow: the writer (pid {self._writer_pid}) goes on in the background; what it "
                     f"cannot write stays in {where} for `tidymlflow sync`.")
         try:
             self.report.emit()
@@ -280,9 +288,10 @@ def _stderr(message: str) -> None:
         pass
 
 
-def _spawn() -> subprocess.Popen[bytes]:
-    """Start the writer: this interpreter, this package, its own session (Ctrl-C in the user's
-    terminal does not reach it), its messages in the journal's ``writer.log``."""
+def _spawn(listener: socket.socket, path: str, lock: str) -> subprocess.Popen[bytes]:
+    """Start the writer on ``listener``: this interpreter, this package, its own session (Ctrl-C
+    in the user's terminal does not reach it), no terminal, its messages in the journal's
+    ``writer.log``."""
     env = dict(os.environ)
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -290,13 +299,16 @@ def _spawn() -> subprocess.Popen[bytes]:
         env.setdefault(key, value)
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.makedirs(_journal.root(), exist_ok=True)
-    path = os.path.join(_journal.root(), "writer.log")
-    big = os.path.exists(path) and os.path.getsize(path) > LOG_LIMIT
-    log = open(path, "wb" if big else "ab")  # noqa: SIM115 (the child holds it)
+    log_path = os.path.join(_journal.root(), "writer.log")
+    big = os.path.exists(log_path) and os.path.getsize(log_path) > LOG_LIMIT
+    log = open(log_path, "wb" if big else "ab")  # noqa: SIM115 (the child holds it)
+    fd = listener.fileno()
     try:
-        return subprocess.Popen([sys.executable, "-m", "tidymlflow._worker"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
-                                close_fds=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "tidymlflow._worker", "--listen", str(fd), "--socket", path,
+             "--lock", lock, "--idle", str(_daemon.idle())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env,
+            start_new_session=True, close_fds=True, pass_fds=(fd,))
     finally:
         log.close()
 

@@ -1,56 +1,188 @@
-"""The writer process (``python -m tidymlflow._worker``): reads job folders from its stdin, writes
-them to MLflow in order and answers on its stdout (see :mod:`tidymlflow._service` for the user's
-side). It runs in a session of its own, so Ctrl-C in the user's terminal does not reach it; when
-the user's process has gone, it writes what it has and leaves."""
+"""The writer process (``python -m tidymlflow._worker``): scripts connect to its unix socket (see
+:mod:`tidymlflow._daemon` for how they find it and :mod:`tidymlflow._service` for their side) and
+hand it job folders; it writes them to MLflow in order and answers each script. It runs in a
+session of its own, so Ctrl-C in the user's terminal does not reach it; when its scripts have
+gone, it writes what it has, waits a while for the next script, and leaves."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
+import socket
+import struct
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
-from tidymlflow import _journal
+from tidymlflow import _daemon, _journal
 
 #: Seconds the writer leaves an unreachable tracking URI alone before it tries again.
 RETRY_AFTER = 30.0
+#: How the writer answers the script that handed a job over.
+Answer = Callable[[dict[str, Any]], None]
 
 
-def main() -> None:
-    """Entry of ``python -m tidymlflow._worker``: read jobs from stdin, answer on stdout."""
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # stray prints of libraries go to the log, never into the answers
+def main(argv: list[str] | None = None) -> None:
+    """Entry of ``python -m tidymlflow._worker --listen FD --socket PATH --lock PATH --idle S``:
+    serve the scripts that connect to the listening socket ``FD`` (one JSON message a line each
+    way), write their jobs in the order they come, and leave ``S`` seconds after the last script
+    has gone and every job is written or kept."""
+    parser = argparse.ArgumentParser(prog="python -m tidymlflow._worker")
+    parser.add_argument("--listen", type=int, required=True)
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--lock", required=True)
+    parser.add_argument("--idle", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    os.dup2(2, 1)  # stray prints of libraries go to the log
     sys.stdout = sys.stderr
-    plotter = _Plotter.start(out.fileno())  # forked now, before any thread exists
-    inbox: deque[dict[str, Any] | None] = deque()
-    ready = threading.Condition()
-    threading.Thread(target=_inbox, args=(sys.stdin.buffer, inbox, ready, plotter), daemon=True).start()
-    with ready:
-        ready.wait_for(lambda: bool(inbox))
-        hello = inbox.popleft()
-    if hello is None:
-        return
-    sys.argv = list(hello.get("argv") or ["python"])
-    sys.path[:0] = [p for p in hello.get("path", []) if p not in sys.path]
-    worker = _Worker(lambda m: out.write(json.dumps(m) + "\n"),
-                     lambda: [m["path"] for m in list(inbox) if m is not None and m.get("op") == "job"],
-                     plotter)
-    worker.warm(hello.get("warm"))
-    while True:
-        with ready:
-            ready.wait_for(lambda: bool(inbox))
-            message = inbox.popleft()
-        if message is None:
-            break
-        worker.handle(message)
+    listener = socket.socket(fileno=args.listen)
+    plotter = _Plotter.start(args.listen)  # forked now, before any thread exists
+    hall = _Hall(listener, args.socket, args.lock, args.idle, plotter)
+    worker = _Worker(lambda: [m["path"] for _, m in hall.queued() if m.get("op") == "job"], plotter)
+    hall.serve(worker)
     worker.retry_kept()
     if plotter is not None:
         plotter.close()
+
+
+class _Hall:
+    """The writer's side of its socket: a thread accepts scripts, a thread per script reads its
+    messages into one queue, which the writer works through in order; answers go back to the
+    script that asked. When no script is connected and nothing is left to do for ``idle``
+    seconds, the hall closes (under the key's lock, so no script connects meanwhile)."""
+
+    def __init__(self, listener: socket.socket, path: str, lock: str, idle: float,
+                 plotter: _Plotter | None) -> None:
+        self.listener, self.path, self.lock, self.idle = listener, path, lock, idle
+        self.plotter = plotter
+        self.inbox: deque[tuple[_Client, dict[str, Any] | None]] = deque()
+        self.ready = threading.Condition()
+        self.clients = 0
+        self.idle_since: float | None = time.monotonic()
+        self.closed = False
+
+    def queued(self) -> list[tuple[_Client, dict[str, Any]]]:
+        with self.ready:
+            return [(c, m) for c, m in self.inbox if m is not None]
+
+    def serve(self, worker: _Worker) -> None:
+        threading.Thread(target=self._accept, name="tidymlflow-accept", daemon=True).start()
+        while True:
+            with self.ready:
+                if not self.inbox and self.clients == 0 and self.idle_since is None:
+                    self.idle_since = time.monotonic()
+                self.ready.wait_for(lambda: bool(self.inbox) or self.closed, RETRY_AFTER)
+                if not self.inbox:
+                    if self.closed:
+                        return
+                    item = None
+                else:
+                    item = self.inbox.popleft()
+                    self.idle_since = None
+            if item is None:
+                worker.retry_kept()
+                continue
+            client, message = item
+            if message is None:
+                client.close()
+                with self.ready:
+                    self.clients -= 1
+            elif message.get("op") == "hello":
+                worker.hello(message)
+            else:
+                worker.handle(message, client.answer)
+
+    def _accept(self) -> None:
+        self.listener.settimeout(min(1.0, max(0.05, self.idle / 4)))
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                if self._leave():
+                    return
+                continue
+            except OSError:
+                return
+            self._admit(conn)
+
+    def _admit(self, conn: socket.socket) -> None:
+        conn.settimeout(None)
+        # a script that stops reading (stopped in a debugger, say) does not stall the others
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 10, 0))
+        client = _Client(conn)
+        with self.ready:
+            self.clients += 1
+            self.idle_since = None
+        client.answer({"op": "hello", "pid": os.getpid()})
+        threading.Thread(target=self._read, args=(client,), name="tidymlflow-client", daemon=True).start()
+
+    def _leave(self) -> bool:
+        """Close the hall when it has been idle long enough; a script that connected meanwhile
+        is admitted instead."""
+        with self.ready:
+            since = self.idle_since
+        if since is None or time.monotonic() - since < self.idle:
+            return False
+        with _daemon.locked(self.lock):
+            self.listener.setblocking(False)
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+                self.listener.close()
+                with self.ready:
+                    self.closed = True
+                    self.ready.notify_all()
+                return True
+            self.listener.settimeout(min(1.0, max(0.05, self.idle / 4)))
+        self._admit(conn)
+        return False
+
+    def _read(self, client: _Client) -> None:
+        """Read a script's messages as they come, so that it never blocks on a full socket; a
+        job's plots start drawing at once in the plotting process."""
+        with contextlib.suppress(OSError, ValueError):
+            for line in client.conn.makefile("rb"):
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if self.plotter is not None and message.get("op") == "job":
+                    self.plotter.submit(message["path"])
+                with self.ready:
+                    self.inbox.append((client, message))
+                    self.ready.notify()
+        with self.ready:
+            self.inbox.append((client, None))
+            self.ready.notify()
+
+
+class _Client:
+    """One connected script."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.gone = False
+
+    def answer(self, message: dict[str, Any]) -> None:
+        """Send one answer; a script that has gone is written for, but no longer answered."""
+        if self.gone:
+            return
+        try:
+            self.conn.sendall((json.dumps(message) + "\n").encode())
+        except (OSError, ValueError):
+            self.gone = True
+
+    def close(self) -> None:
+        self.gone = True
+        with contextlib.suppress(OSError):
+            self.conn.close()
 
 
 def _fresh_sqlite(target: dict[str, Any]) -> str | None:
@@ -99,9 +231,9 @@ class _Plotter:
         self.lock = threading.Lock()
 
     @classmethod
-    def start(cls, answers: int) -> _Plotter | None:
+    def start(cls, listener: int) -> _Plotter | None:
         """Fork the plotting process (Linux; elsewhere the writer draws). It lets go of the
-        writer's pipes at once: the user's process must see them close when the writer dies."""
+        writer's listening socket at once: scripts must find it refused when the writer dies."""
         import concurrent.futures
         import multiprocessing
 
@@ -110,7 +242,7 @@ class _Plotter:
         try:
             pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("fork"), initializer=_plot_process,
-                initargs=(answers,))
+                initargs=(listener,))
             pool.submit(int).result(timeout=60)  # the process exists now
         except Exception:
             return None
@@ -155,11 +287,11 @@ class _Plotter:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _plot_process(answers: int) -> None:
-    """The plotting process starts: without the writer's pipes, with what drawing needs, and
+def _plot_process(listener: int) -> None:
+    """The plotting process starts: without the writer's socket, with what drawing needs, and
     gone within a second when the writer is gone (killed, say)."""
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, answers):
+    for fd in (0, listener):
         with contextlib.suppress(OSError):
             os.dup2(devnull, fd)
     writer = os.getppid()
@@ -196,23 +328,21 @@ def superseded(jobs: list[str], limit: int = 20) -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
-def _inbox(stream: IO[bytes], inbox: deque[dict[str, Any] | None], ready: threading.Condition,
-           plotter: _Plotter | None = None) -> None:
-    """Read messages as they come, so that the user's process never blocks on a full pipe; a
-    job's plots start drawing at once in the plotting process."""
-    for line in stream:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue
-        if plotter is not None and message.get("op") == "job":
-            plotter.submit(message["path"])
-        with ready:
-            inbox.append(message)
-            ready.notify()
-    with ready:
-        inbox.append(None)
-        ready.notify()
+def _reset_mlflow_stores() -> None:
+    """Make MLflow open its stores again (a sqlite file was replaced under a writer that lives
+    on between scripts)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    with SqlAlchemyStore._engine_map_lock:
+        for engine in SqlAlchemyStore._engine_map.values():
+            engine.dispose()
+        SqlAlchemyStore._engine_map.clear()
+    for registry in (tracking_utils._tracking_store_registry,
+                     registry_utils._model_registry_store_registry):
+        if registry is not None:
+            registry._get_store_with_resolved_uri.cache_clear()
 
 
 class _Worker:
@@ -220,22 +350,21 @@ class _Worker:
     at most every ``RETRY_AFTER`` seconds, oldest first; while a tracking server is out of reach,
     its new jobs are kept without an attempt (the user's script is never slowed by it)."""
 
-    def __init__(self, answer: Callable[[dict[str, Any]], Any],
-                 queued: Callable[[], list[str]] = list, plotter: _Plotter | None = None) -> None:
+    def __init__(self, queued: Callable[[], list[str]] = list, plotter: _Plotter | None = None) -> None:
         from tidymlflow._deliver import Deliverer
 
-        self._answer = answer
         self._queued = queued
         self.plotter = plotter
         self.deliverer = Deliverer(apply_target=True, plotter=plotter.draw if plotter else None)
         self.paused: dict[str, tuple[float, str]] = {}  # journal -> (until, why)
-        self.kept: dict[str, list[list[Any]]] = {}  # journal -> [[job, next try]]
+        self.kept: dict[str, list[list[Any]]] = {}  # journal -> [[job, next try, answer]]
+        self.stores: dict[str, tuple[int, int] | None] = {}  # sqlite file -> (device, inode)
 
-    def answer(self, message: dict[str, Any]) -> None:
-        try:
-            self._answer(message)
-        except (OSError, ValueError):  # the user's process is gone: write on, answer no more
-            pass
+    def hello(self, message: dict[str, Any]) -> None:
+        """A script has connected: take its ``sys.path`` (the key made it this writer's own)
+        and get its store ready while the script is still starting."""
+        sys.path[:0] = [p for p in message.get("path", []) if p not in sys.path]
+        self.warm(message.get("warm"))
 
     def warm(self, target: dict[str, Any] | None) -> None:
         """Import MLflow, open the store, then import the plotting libraries, while the user's
@@ -248,12 +377,14 @@ class _Worker:
     def _open_store(self, target: dict[str, Any]) -> None:
         try:
             with self.deliverer._target(target):
+                self._forget_replaced_store()
                 fresh = _fresh_sqlite(target)
                 if fresh is not None:
                     _create_sqlite(fresh)
                 from mlflow import MlflowClient
 
                 MlflowClient().search_experiments(max_results=1)
+                self._forget_replaced_store()  # the file it has open now
         except Exception as exc:  # a server out of reach: its first jobs are kept without a wait
             from tidymlflow._deliver import _unreachable
 
@@ -261,7 +392,26 @@ class _Worker:
                 journal = _journal.folder(_journal.uri_key(target["tracking_uri"], target["cwd"]))
                 self.paused[journal] = (time.monotonic() + RETRY_AFTER, f"{type(exc).__name__}: {exc}")
 
-    def handle(self, message: dict[str, Any]) -> None:
+    def _forget_replaced_store(self) -> None:
+        """MLflow keeps a store (and its connections) per URI for the life of the process: when a
+        sqlite file was deleted or replaced since this writer last used it, MLflow must open it
+        again, or the runs would go into the deleted file."""
+        from mlflow import get_tracking_uri
+
+        uri = get_tracking_uri()
+        if not uri.startswith("sqlite:///"):
+            return
+        path = os.path.abspath(uri[len("sqlite:///"):].split("?")[0])
+        try:
+            info = os.stat(path)
+            identity: tuple[int, int] | None = (info.st_dev, info.st_ino)
+        except OSError:
+            identity = None
+        if path in self.stores and self.stores[path] != identity:
+            _reset_mlflow_stores()
+        self.stores[path] = identity
+
+    def handle(self, message: dict[str, Any], answer: Answer) -> None:
         if message.get("op") != "job":
             return
         job, seq = message["path"], int(message["seq"])
@@ -269,22 +419,22 @@ class _Worker:
         self.retry_kept()
         until, why = self.paused.get(journal, (0.0, ""))
         if time.monotonic() < until:
-            self.kept.setdefault(journal, []).append([job, until])
-            self.answer({"op": "job", "seq": seq, "path": job, "kept": why})
+            self.kept.setdefault(journal, []).append([job, until, answer])
+            answer({"op": "job", "seq": seq, "path": job, "kept": why})
             return
-        self._deliver(job, seq)
+        self._deliver(job, seq, answer)
 
-    def _deliver(self, job: str, seq: int | None) -> bool:
+    def _deliver(self, job: str, seq: int | None, answer: Answer) -> bool:
         """Deliver one job and answer; False when it is kept."""
         from tidymlflow._deliver import Undelivered
 
         journal = os.path.dirname(job)
-        answer: dict[str, Any] = ({"op": "job", "seq": seq, "path": job} if seq is not None
-                                  else {"op": "late", "late": True, "path": job})
+        reply: dict[str, Any] = ({"op": "job", "seq": seq, "path": job} if seq is not None
+                                 else {"op": "late", "late": True, "path": job})
         call = ""
         with _journal.locked(job) as ours:
             if not ours:  # tidymlflow sync has it, or it is gone
-                self.answer(answer)
+                answer(reply)
                 return True
             try:
                 call = str(_journal.load(job).get("call", ""))
@@ -293,17 +443,17 @@ class _Worker:
                 if exc.unreachable:
                     self.paused[journal] = (time.monotonic() + RETRY_AFTER, str(exc))
                 if seq is not None:
-                    self.kept.setdefault(journal, []).append([job, time.monotonic() + RETRY_AFTER])
-                    self.answer({**answer, "kept": str(exc)})
+                    self.kept.setdefault(journal, []).append([job, time.monotonic() + RETRY_AFTER, answer])
+                    answer({**reply, "kept": str(exc)})
                 return False
             except Exception as exc:  # a job that cannot be read: say so, leave it for sync
-                self.answer({**answer, "call": call, "errors": [f"{type(exc).__name__}: {exc}"]})
+                answer({**reply, "call": call, "errors": [f"{type(exc).__name__}: {exc}"]})
                 return True
             _journal.remove(job)
         if self.plotter is not None:
             self.plotter.forget(job)
-        self.answer({**answer, "call": call, "runs": result.runs, "created": result.created,
-                     "errors": result.errors})
+        answer({**reply, "call": call, "runs": result.runs, "created": result.created,
+                "errors": result.errors})
         return True
 
     def retry_kept(self) -> None:
@@ -315,7 +465,7 @@ class _Worker:
             for entry in list(jobs):
                 if entry[1] > now:
                     continue
-                if self._deliver(entry[0], None):
+                if self._deliver(entry[0], None, entry[2]):
                     jobs.remove(entry)
                 elif now < self.paused.get(journal, (0.0, ""))[0]:
                     break

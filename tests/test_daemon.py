@@ -1,0 +1,159 @@
+"""A writer that stays between scripts (``TIDYMLFLOW_WRITER_IDLE``): the next script run in the
+same setting connects to it; scripts at once share it; it leaves when idle; a killed one is
+replaced; a store file deleted under it is opened again; each script's runs go to its own
+store and experiment. Every script is a real process writing to a real sqlite store."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from test_faults import SCRIPT, _left_behind, _writer_gone, _writer_pid
+
+pytestmark = pytest.mark.writer_process
+
+
+@pytest.fixture
+def env(tmp_path):
+    """A user's script environment whose writer stays 60 s; every writer of this test is stopped
+    at its end."""
+    values = {**os.environ, "TIDYMLFLOW_WRITER": "process", "TIDYMLFLOW_STRICT": "0",
+              "TIDYMLFLOW_JOURNAL_DIR": str(tmp_path / "journal"), "MLFLOW_DISABLE_TELEMETRY": "true",
+              "TIDYMLFLOW_WRITER_IDLE": "60"}
+    for key in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_URI"):
+        values.pop(key, None)
+    (tmp_path / "script.py").write_text(SCRIPT)
+    yield values
+    for pid in _left_behind(values, wait=0):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _run(tmp_path: Path, env: dict[str, str], uri: str, **extra: str) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, str(tmp_path / "script.py"), "fit"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=180,
+                         env={**env, "MLFLOW_TRACKING_URI": uri, **extra})
+    assert out.returncode == 0 and "done" in out.stdout, out.stderr
+    said = [line for line in out.stderr.splitlines() if "tidymlflow" in line.lower()
+            and not line.startswith("tidymlflow: writing")]  # the progress line of a cold start
+    assert said == [], out.stderr  # no warning
+    return out
+
+
+def _runs(uri: str, experiment: str = "0") -> list:
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri).search_runs([experiment])
+
+
+def _complete(uri: str, experiment: str = "0") -> None:
+    """The script's fit run is FINISHED with its tables and plots, written before it ended."""
+    from mlflow import MlflowClient
+
+    runs = _runs(uri, experiment)
+    assert [r.info.run_name for r in runs] == ["linear_reg: y ~ x1 + x2"]
+    assert runs[0].info.status == "FINISHED"
+    assert {"train_rmse", "test_rmse"} <= set(runs[0].data.metrics)
+    files = {a.path for a in MlflowClient(uri).list_artifacts(runs[0].info.run_id, "plots")}
+    assert "plots/residual_diagnostics.png" in files
+
+
+def test_the_next_script_finds_the_writer_and_writes_to_its_own_store(tmp_path, env):
+    first_uri, second_uri = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    first = _run(tmp_path, env, first_uri, MLFLOW_EXPERIMENT_NAME="first")
+    second = _run(tmp_path, env, second_uri)
+    assert _writer_pid(first.stdout) == _writer_pid(second.stdout)
+    from mlflow import MlflowClient
+
+    _complete(first_uri, MlflowClient(first_uri).get_experiment_by_name("first").experiment_id)
+    # the second script had no MLFLOW_EXPERIMENT_NAME: the first one's is not carried over
+    _complete(second_uri)
+    assert [e.name for e in MlflowClient(second_uri).search_experiments()] == ["Default"]
+
+
+def test_scripts_started_at_once_share_one_writer(tmp_path, env):
+    uris = [f"sqlite:///{tmp_path / f's{i}.db'}" for i in range(3)]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        outs = list(pool.map(lambda uri: _run(tmp_path, env, uri), uris))
+    assert len({_writer_pid(o.stdout) for o in outs}) == 1
+    for uri in uris:
+        _complete(uri)
+
+
+def test_an_idle_writer_leaves_and_takes_its_socket_with_it(tmp_path, env):
+    uri = f"sqlite:///{tmp_path / 'a.db'}"
+    env = {**env, "TIDYMLFLOW_WRITER_IDLE": "1"}
+    out = _run(tmp_path, env, uri)
+    _writer_gone(_writer_pid(out.stdout), timeout=30)
+    assert _left_behind(env) == []  # its plotting process too
+    _complete(uri)
+    sockets = Path(tempfile.gettempdir(), f"tidymlflow-{os.getuid()}")
+    assert stat.S_IMODE(sockets.stat().st_mode) == 0o700  # private to this user
+    again = _run(tmp_path, env, uri)  # a new writer, as if none had been
+    assert _writer_pid(again.stdout) != _writer_pid(out.stdout)
+    assert len(_runs(uri)) == 2
+
+
+def test_a_killed_writer_is_replaced_by_the_next_script_without_a_word(tmp_path, env):
+    uri = f"sqlite:///{tmp_path / 'a.db'}"
+    out = _run(tmp_path, env, uri)
+    os.kill(_writer_pid(out.stdout), signal.SIGKILL)
+    _writer_gone(_writer_pid(out.stdout))
+    again = _run(tmp_path, env, uri)  # its socket is left behind, refusing: a new writer
+    assert _writer_pid(again.stdout) != _writer_pid(out.stdout)
+    assert [r.info.status for r in _runs(uri)] == ["FINISHED", "FINISHED"]
+
+
+def test_a_store_deleted_between_scripts_is_created_again(tmp_path, env):
+    db = tmp_path / "a.db"
+    uri = f"sqlite:///{db}"
+    first = _run(tmp_path, env, uri)
+    db.unlink()
+    second = _run(tmp_path, env, uri)
+    assert _writer_pid(first.stdout) == _writer_pid(second.stdout)
+    _complete(uri)  # in the new file, not in the deleted one the writer had open
+
+
+def test_another_setting_gets_a_writer_of_its_own(tmp_path, env):
+    uri = f"sqlite:///{tmp_path / 'a.db'}"
+    first = _run(tmp_path, env, uri, SOME_SETTING="1")
+    second = _run(tmp_path, env, uri, SOME_SETTING="2")
+    assert _writer_pid(first.stdout) != _writer_pid(second.stdout)
+    assert len(_runs(uri)) == 2
+
+
+def test_a_writer_idle_setting_that_is_not_a_number_is_named(tmp_path, env):
+    out = subprocess.run([sys.executable, "-c", "import tidymlflow; tidymlflow.autolog()"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120,
+                         env={**env, "TIDYMLFLOW_WRITER_IDLE": "soon"})
+    assert out.returncode == 1
+    assert "TIDYMLFLOW_WRITER_IDLE must be a number of seconds, got 'soon'" in out.stderr
+
+
+def test_the_writer_stays_while_a_script_is_connected(tmp_path, env):
+    """A long session (a notebook, say) keeps its writer however long it is idle."""
+    uri = f"sqlite:///{tmp_path / 'a.db'}"
+    script = tmp_path / "script.py"
+    proc = subprocess.Popen([sys.executable, str(script), "wait"], cwd=tmp_path, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**env, "MLFLOW_TRACKING_URI": uri, "TIDYMLFLOW_WRITER_IDLE": "0.5"})
+    assert proc.stdout is not None and proc.stdin is not None
+    pid = int(proc.stdout.readline().split()[1])
+    assert proc.stdout.readline().strip() == "fitted"
+    time.sleep(3)
+    os.kill(pid, 0)  # still there
+    out, err = proc.communicate("go\n", timeout=180)
+    assert proc.returncode == 0 and "done" in out, err
+    _writer_gone(pid, timeout=30)
+    # the fit, and the tuner after the wait
+    assert sorted(r.info.run_name for r in _runs(uri) if "mlflow.parentRunId" not in r.data.tags) == [
+        "linear_reg: y ~ x1 + x2", "tune_grid: linear_reg"]
