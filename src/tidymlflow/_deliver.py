@@ -95,11 +95,12 @@ class Deliverer:
         self._context: dict[tuple[Any, ...], dict[str, str]] = {}
 
     # -- one job ------------------------------------------------------------------------------------
-    def deliver(self, job: str, superseded: frozenset[tuple[str, str]] = frozenset()) -> Result:
+    def deliver(self, job: str, superseded: Superseded = frozenset) -> Result:
         """Write ``job``; raise :class:`Undelivered` when it must stay in the journal. A store
         that is busy (a locked sqlite database, another process creating its tables) gets a
-        second try a moment later: delivery is idempotent. ``superseded`` (run handle, plot):
-        plots a job already waiting draws again into the same run, skipped here."""
+        second try a moment later: delivery is idempotent. ``superseded()`` (run handle, plot),
+        asked before each plot: plots a job already waiting draws again into the same run,
+        skipped here."""
         try:
             return self._deliver(job, superseded)
         except Undelivered as exc:
@@ -108,7 +109,7 @@ class Deliverer:
         time.sleep(1.0)
         return self._deliver(job, superseded)
 
-    def _deliver(self, job: str, superseded: frozenset[tuple[str, str]]) -> Result:
+    def _deliver(self, job: str, superseded: Superseded) -> Result:
         manifest = _journal.load(job)
         if manifest.get("format") != _job.FORMAT:
             raise ValueError(f"job {job} has format {manifest.get('format')}, this tidymlflow writes "
@@ -127,9 +128,7 @@ class Deliverer:
                     runs[rec["handle"]] = self._open(client, rec, manifest, context, progress, job, replay)
                 incomplete = frozenset(progress.get("incomplete", ()))
                 for rec in reversed(manifest["runs"]):
-                    plots = [p for p in rec["plots"] if (rec["handle"], p["name"]) not in superseded]
-                    self._write(client, job, {**rec, "plots": plots}, runs[rec["handle"]][0], result,
-                                incomplete)
+                    self._write(client, job, rec, runs[rec["handle"]][0], result, incomplete, superseded)
         except Exception as exc:
             if not transient(exc):
                 raise
@@ -252,7 +251,7 @@ class Deliverer:
 
     # -- what goes into a run ---------------------------------------------------------------------------
     def _write(self, client: Any, job: str, rec: dict[str, Any], run_id: str, result: Result,
-               incomplete: frozenset[str]) -> None:
+               incomplete: frozenset[str], superseded: Superseded = frozenset) -> None:
         """Params, metrics and tags in as few batches as fit, datasets, files, plots and the
         model; then the run ends (when tidymlflow owns it). Errors that do not pass are reported
         and the rest goes on."""
@@ -270,6 +269,8 @@ class Deliverer:
         for table in rec["tables"]:
             self._step(result, _csv_twin, os.path.join(folder, table))
         for plot in rec["plots"]:
+            if (rec["handle"], plot["name"]) in superseded():
+                continue
             error = (self.plotter or draw_plot)(job, rec["files"], plot)
             if error:
                 result.errors.append(error)
@@ -457,6 +458,9 @@ def draw_plot(job: str, files: str, plot: dict[str, Any]) -> str | None:
 
 #: Draws one plot (``draw_plot``'s signature): in this process, or handed to a plotting process.
 Plotter = Callable[[str, str, dict[str, Any]], "str | None"]
+#: The (run handle, plot) pairs a job waiting to be written draws again (asked as late as
+#: possible: a job that arrives while one is written still counts).
+Superseded = Callable[[], "frozenset[tuple[str, str]]"]
 
 
 @contextlib.contextmanager

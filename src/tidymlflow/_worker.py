@@ -23,6 +23,11 @@ from tidymlflow import _daemon, _journal
 
 #: Seconds the writer leaves an unreachable tracking URI alone before it tries again.
 RETRY_AFTER = 30.0
+#: Plotting processes: two where there are two cores, so that a fit's plots draw side by side
+#: (at a script's end nothing else runs).
+PLOT_PROCESSES = 2 if (os.cpu_count() or 1) >= 2 else 1
+#: Seconds without a job after which the writer counts as idle while a script is connected.
+QUIET = 5.0
 #: How the writer answers the script that handed a job over.
 Answer = Callable[[dict[str, Any]], None]
 
@@ -74,9 +79,11 @@ class _Hall:
         threading.Thread(target=self._accept, name="tidymlflow-accept", daemon=True).start()
         while True:
             with self.ready:
-                if not self.inbox and self.clients == 0 and self.idle_since is None:
-                    self.idle_since = time.monotonic()
-                self.ready.wait_for(lambda: bool(self.inbox) or self.closed, RETRY_AFTER)
+                if not self.inbox and self.clients == 0:
+                    self.idle_since = self.idle_since or time.monotonic()
+                    self._warm_plotter()
+                if not self.ready.wait_for(lambda: bool(self.inbox) or self.closed, QUIET):
+                    self._warm_plotter()  # quiet for a while, a script connected or not
                 if not self.inbox:
                     if self.closed:
                         return
@@ -96,6 +103,10 @@ class _Hall:
                 worker.hello(message)
             else:
                 worker.handle(message, client.answer)
+
+    def _warm_plotter(self) -> None:
+        if self.plotter is not None:
+            self.plotter.warm_all()
 
     def _accept(self) -> None:
         self.listener.settimeout(min(1.0, max(0.05, self.idle / 4)))
@@ -220,19 +231,24 @@ def _create_sqlite(uri: str) -> None:
 
 
 class _Plotter:
-    """A second process that draws each job's plots as soon as the job arrives, while the
-    writer imports MLflow, opens the store and writes the jobs before it: on a machine with two
-    cores the plots are then mostly ready when their job's turn comes. A plot whose drawing
-    process failed is drawn in the writer instead."""
+    """Processes that draw each job's plots as soon as the job arrives, while the writer writes
+    the jobs before it: the plots are then mostly ready when their job's turn comes. A plot
+    whose drawing process failed is drawn in the writer instead.
 
-    def __init__(self, pool: Any) -> None:
-        self.pool = pool
+    The first process gets ready at once. The others (``PLOT_PROCESSES``) get ready only when
+    the writer is first idle, so that they never compete with a writer that is starting while a
+    script runs; from then on a plot goes to the least busy ready process."""
+
+    def __init__(self, pools: list[Any]) -> None:
+        self.pools = pools
+        self.ready: list[Any] = [None] * len(pools)  # a future: the pool's warm-up
+        self.busy = [0] * len(pools)
         self.futures: dict[tuple[str, str, str], Any] = {}
         self.lock = threading.Lock()
 
     @classmethod
     def start(cls, listener: int) -> _Plotter | None:
-        """Fork the plotting process (Linux; elsewhere the writer draws). It lets go of the
+        """Fork the plotting processes (Linux; elsewhere the writer draws). They let go of the
         writer's listening socket at once: scripts must find it refused when the writer dies."""
         import concurrent.futures
         import multiprocessing
@@ -240,13 +256,23 @@ class _Plotter:
         if not sys.platform.startswith("linux") or os.environ.get("TIDYMLFLOW_PLOT_PROCESS") == "0":
             return None
         try:
-            pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("fork"), initializer=_plot_process,
-                initargs=(listener,))
-            pool.submit(int).result(timeout=60)  # the process exists now
+            context = multiprocessing.get_context("fork")
+            pools = [concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=_plot_process, initargs=(listener,))
+                for _ in range(PLOT_PROCESSES)]
+            for pool in pools:
+                pool.submit(int).result(timeout=60)  # the process exists now
         except Exception:
             return None
-        return cls(pool)
+        plotter = cls(pools)
+        plotter.ready[0] = pools[0].submit(_warm_plots)
+        return plotter
+
+    def warm_all(self) -> None:
+        """The writer is idle: get the other plotting processes ready."""
+        for i, pool in enumerate(self.pools):
+            if self.ready[i] is None:
+                self.ready[i] = pool.submit(_warm_plots)
 
     def submit(self, job: str) -> None:
         from tidymlflow._deliver import draw_plot
@@ -255,15 +281,24 @@ class _Plotter:
             manifest = _journal.load(job)
             for rec in manifest["runs"]:
                 for plot in rec["plots"]:
-                    future = self.pool.submit(draw_plot, job, rec["files"], plot)
+                    with self.lock:
+                        i = min((i for i, r in enumerate(self.ready) if i == 0 or (r and r.done())),
+                                key=lambda i: self.busy[i])
+                        self.busy[i] += 1
+                    future = self.pools[i].submit(draw_plot, job, rec["files"], plot)
+                    future.add_done_callback(lambda _, i=i: self._done(i))
                     with self.lock:
                         self.futures[(job, rec["files"], plot["name"])] = future
         except Exception:  # the writer draws what was not handed over
             return
 
+    def _done(self, i: int) -> None:
+        with self.lock:
+            self.busy[i] -= 1
+
     def draw(self, job: str, files: str, plot: dict[str, Any]) -> str | None:
         """The outcome of a plot handed over (waiting for it), else drawn here."""
-        from concurrent.futures import BrokenExecutor
+        from concurrent.futures import BrokenExecutor, CancelledError
 
         from tidymlflow._deliver import draw_plot
 
@@ -273,7 +308,7 @@ class _Plotter:
             try:
                 result: str | None = future.result(timeout=300)
                 return result
-            except (BrokenExecutor, TimeoutError):
+            except (BrokenExecutor, CancelledError, TimeoutError):
                 pass
         return draw_plot(job, files, plot)
 
@@ -284,12 +319,13 @@ class _Plotter:
                 self.futures.pop(key).cancel()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self.pools:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _plot_process(listener: int) -> None:
-    """The plotting process starts: without the writer's socket, with what drawing needs, and
-    gone within a second when the writer is gone (killed, say)."""
+    """A plotting process starts: without the writer's socket, and gone within a second when
+    the writer is gone (killed, say)."""
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, listener):
         with contextlib.suppress(OSError):
@@ -302,7 +338,6 @@ def _plot_process(listener: int) -> None:
         os._exit(0)
 
     threading.Thread(target=orphaned, name="tidymlflow-plots-watch", daemon=True).start()
-    _warm_plots()
 
 
 def _warm_plots() -> None:
@@ -438,7 +473,7 @@ class _Worker:
                 return True
             try:
                 call = str(_journal.load(job).get("call", ""))
-                result = self.deliverer.deliver(job, superseded(self._queued()))
+                result = self.deliverer.deliver(job, lambda: superseded(self._queued()))
             except Undelivered as exc:
                 if exc.unreachable:
                     self.paused[journal] = (time.monotonic() + RETRY_AFTER, str(exc))
