@@ -216,6 +216,8 @@ class Process:
         """Wait until every job handed over so far is written or kept; False on timeout. A
         writer that died is noticed by its exit too, not only by its pipe closing."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self.outstanding():
+            self._send({"op": "wait"})  # this script computes nothing now: the writer may use more
         with self._cond:
             target = self._submitted
             while True:

@@ -27,7 +27,7 @@ RETRY_AFTER = 30.0
 #: (at a script's end nothing else runs).
 PLOT_PROCESSES = 2 if (os.cpu_count() or 1) >= 2 else 1
 #: Seconds without a job after which the writer counts as idle while a script is connected.
-QUIET = 5.0
+QUIET = 30.0
 #: How the writer answers the script that handed a job over.
 Answer = Callable[[dict[str, Any]], None]
 
@@ -70,6 +70,8 @@ class _Hall:
         self.clients = 0
         self.idle_since: float | None = time.monotonic()
         self.closed = False
+        self.served = False  # a script has come and gone
+        self.members: set[_Client] = set()
 
     def queued(self) -> list[tuple[_Client, dict[str, Any]]]:
         with self.ready:
@@ -81,9 +83,10 @@ class _Hall:
             with self.ready:
                 if not self.inbox and self.clients == 0:
                     self.idle_since = self.idle_since or time.monotonic()
-                    self._warm_plotter()
+                    if self.served:  # a script has come and gone (not: none has come yet)
+                        self._warm_plotter()
                 if not self.ready.wait_for(lambda: bool(self.inbox) or self.closed, QUIET):
-                    self._warm_plotter()  # quiet for a while, a script connected or not
+                    self._warm_plotter()  # quiet for a while
                 if not self.inbox:
                     if self.closed:
                         return
@@ -99,6 +102,7 @@ class _Hall:
                 client.close()
                 with self.ready:
                     self.clients -= 1
+                    self.served = True
             elif message.get("op") == "hello":
                 worker.hello(message)
             else:
@@ -129,6 +133,8 @@ class _Hall:
         with self.ready:
             self.clients += 1
             self.idle_since = None
+            self.members.add(client)
+        self._spare()
         client.answer({"op": "hello", "pid": os.getpid()})
         threading.Thread(target=self._read, args=(client,), name="tidymlflow-client", daemon=True).start()
 
@@ -164,14 +170,28 @@ class _Hall:
                     message = json.loads(line)
                 except ValueError:
                     continue
+                if message.get("op") in ("job", "wait"):
+                    client.waiting = message["op"] == "wait"
+                    self._spare()
+                    if client.waiting:
+                        continue
                 if self.plotter is not None and message.get("op") == "job":
                     self.plotter.submit(message["path"])
                 with self.ready:
                     self.inbox.append((client, message))
                     self.ready.notify()
         with self.ready:
+            self.members.discard(client)
             self.inbox.append((client, None))
             self.ready.notify()
+        self._spare()
+
+    def _spare(self) -> None:
+        """Tell the plotter whether every connected script is waiting for the writer."""
+        if self.plotter is not None:
+            with self.ready:
+                spare = all(c.waiting for c in self.members)
+            self.plotter.set_spare(spare)
 
 
 class _Client:
@@ -180,6 +200,7 @@ class _Client:
     def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
         self.gone = False
+        self.waiting = False  # in flush() or at its exit, until its next job
 
     def answer(self, message: dict[str, Any]) -> None:
         """Send one answer; a script that has gone is written for, but no longer answered."""
@@ -235,16 +256,22 @@ class _Plotter:
     the jobs before it: the plots are then mostly ready when their job's turn comes. A plot
     whose drawing process failed is drawn in the writer instead.
 
-    The first process gets ready at once. The others (``PLOT_PROCESSES``) get ready only when
-    the writer is first idle, so that they never compete with a writer that is starting while a
-    script runs; from then on a plot goes to the least busy ready process."""
+    Plots wait in a queue of the writer's own and go to a process only when it is free, so a
+    plot that a job arriving later draws again (an ``evaluate()`` redrawing its fit's forecast)
+    is dropped before it is drawn. The first process gets ready at once and always draws. The
+    others (``PLOT_PROCESSES``) get ready when the writer is first idle (never while it starts
+    beside a script) and draw only while no script is computing: while every connected script
+    waits for the writer (``flush()``, its exit) or none is connected."""
 
     def __init__(self, pools: list[Any]) -> None:
         self.pools = pools
-        self.ready: list[Any] = [None] * len(pools)  # a future: the pool's warm-up
-        self.busy = [0] * len(pools)
+        self.ready: list[Any] = [None] * len(pools)  # a future: the process's warm-up
+        self.busy = [False] * len(pools)
+        self.broken = [False] * len(pools)
+        self.spare = False  # may the other processes draw now?
+        self.pending: deque[tuple[str, Any, str, str, dict[str, Any]]] = deque()  # handle, ours, job...
         self.futures: dict[tuple[str, str, str], Any] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
 
     @classmethod
     def start(cls, listener: int) -> _Plotter | None:
@@ -271,30 +298,82 @@ class _Plotter:
     def warm_all(self) -> None:
         """The writer is idle: get the other plotting processes ready."""
         for i, pool in enumerate(self.pools):
-            if self.ready[i] is None:
-                self.ready[i] = pool.submit(_warm_plots)
+            if self.ready[i] is None and not self.broken[i]:
+                self.ready[i] = pool.submit(_warm_plots, True)
+                self.ready[i].add_done_callback(lambda _: self._pump())
+
+    def set_spare(self, spare: bool) -> None:
+        """Whether no script is computing now (the other processes may draw)."""
+        with self.lock:
+            self.spare = spare
+        self._pump()
 
     def submit(self, job: str) -> None:
-        from tidymlflow._deliver import draw_plot
+        """Queue a job's plots; drop the queued plots it draws again."""
+        from concurrent.futures import Future
 
         try:
             manifest = _journal.load(job)
-            for rec in manifest["runs"]:
-                for plot in rec["plots"]:
-                    with self.lock:
-                        i = min((i for i, r in enumerate(self.ready) if i == 0 or (r and r.done())),
-                                key=lambda i: self.busy[i])
-                        self.busy[i] += 1
-                    future = self.pools[i].submit(draw_plot, job, rec["files"], plot)
-                    future.add_done_callback(lambda _, i=i: self._done(i))
-                    with self.lock:
-                        self.futures[(job, rec["files"], plot["name"])] = future
         except Exception:  # the writer draws what was not handed over
             return
-
-    def _done(self, i: int) -> None:
+        runs = manifest.get("runs", ())
+        redrawn = {(rec["handle"], plot["name"]) for rec in runs if rec.get("kind") == "existing"
+                   for plot in rec.get("plots", ())}
         with self.lock:
-            self.busy[i] -= 1
+            for handle, queued, _, _, plot in self.pending:
+                if (handle, plot["name"]) in redrawn:
+                    queued.cancel()
+            for rec in runs:
+                for plot in rec.get("plots", ()):
+                    ours: Future[str | None] = Future()
+                    self.futures[(job, rec["files"], plot["name"])] = ours
+                    self.pending.append((rec["handle"], ours, job, rec["files"], plot))
+        self._pump()
+
+    def _free(self) -> int | None:
+        for i in range(len(self.pools)):
+            if self.busy[i] or self.broken[i]:
+                continue
+            if i == 0 or (self.spare and self.ready[i] is not None and self.ready[i].done()):
+                return i
+        return None
+
+    def _pump(self) -> None:
+        """Hand queued plots to free processes (a plot a process cannot take is drawn by the
+        writer: its future fails)."""
+        from tidymlflow._deliver import draw_plot
+
+        with self.lock:
+            while self.pending:
+                if all(self.broken):
+                    self.pending.popleft()[1].cancel()
+                    continue
+                i = self._free()
+                if i is None:
+                    return
+                _, ours, job, files, plot = self.pending.popleft()
+                if not ours.set_running_or_notify_cancel():
+                    continue
+                try:
+                    inner = self.pools[i].submit(draw_plot, job, files, plot)
+                except Exception as exc:
+                    self.broken[i] = True
+                    ours.set_exception(exc)
+                    continue
+                self.busy[i] = True
+                inner.add_done_callback(lambda done, i=i, ours=ours: self._done(i, ours, done))
+
+    def _done(self, i: int, ours: Any, inner: Any) -> None:
+        from concurrent.futures import BrokenExecutor
+
+        try:
+            ours.set_result(inner.result())
+        except BaseException as exc:
+            ours.set_exception(exc)
+            self.broken[i] = self.broken[i] or isinstance(exc, BrokenExecutor)
+        with self.lock:
+            self.busy[i] = False
+        self._pump()
 
     def draw(self, job: str, files: str, plot: dict[str, Any]) -> str | None:
         """The outcome of a plot handed over (waiting for it), else drawn here."""
@@ -313,12 +392,16 @@ class _Plotter:
         return draw_plot(job, files, plot)
 
     def forget(self, job: str) -> None:
-        """A job is done: drop (or cancel) what is left of its plots."""
+        """A job is done: drop what is left of its plots."""
         with self.lock:
             for key in [k for k in self.futures if k[0] == job]:
                 self.futures.pop(key).cancel()
 
     def close(self) -> None:
+        with self.lock:
+            for _, ours, *_ in self.pending:
+                ours.cancel()
+            self.pending.clear()
         for pool in self.pools:
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -340,12 +423,27 @@ def _plot_process(listener: int) -> None:
     threading.Thread(target=orphaned, name="tidymlflow-plots-watch", daemon=True).start()
 
 
-def _warm_plots() -> None:
-    """The plotting process imports what drawing needs once."""
+def _warm_plots(draw: bool = False) -> None:
+    """A process gets ready to draw: it imports what drawing needs and, with ``draw``, draws a
+    small figure of each kind once (fonts, templates and encoders load on the first drawing).
+    Not while a writer starts beside a script: there it would slow the script down."""
+    import io
+
     with contextlib.suppress(Exception):
-        import matplotlib.backends.backend_agg  # noqa: F401
-        import plotly.graph_objects  # noqa: F401
+        import plotly.graph_objects as go
         import pyarrow.parquet  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        if not draw:
+            return
+        figure = Figure(figsize=(2, 1.5), dpi=50)
+        FigureCanvasAgg(figure)
+        axes = figure.subplots()
+        axes.plot([0, 1], [1, 0])
+        axes.set_title("warm-up")
+        figure.savefig(io.BytesIO(), format="png")
+        go.Figure(go.Scatter(x=[0, 1], y=[1, 0])).to_html(include_plotlyjs="cdn")
 
 
 def superseded(jobs: list[str], limit: int = 20) -> frozenset[tuple[str, str]]:
