@@ -83,8 +83,8 @@ class _Hall:
             with self.ready:
                 if not self.inbox and self.clients == 0:
                     self.idle_since = self.idle_since or time.monotonic()
-                    if self.served:  # a script has come and gone (not: none has come yet)
-                        self._warm_plotter()
+                    if self.served and self.idle > 0:  # a script has come and gone, and the
+                        self._warm_plotter()              # writer stays for the next one
                 if not self.ready.wait_for(lambda: bool(self.inbox) or self.closed, QUIET):
                     self._warm_plotter()  # quiet for a while
                 if not self.inbox:
