@@ -52,6 +52,9 @@ if mode in ("tune", "wait", "interrupt"):
     levels = 60 if mode == "interrupt" else 4
     if mode == "interrupt":
         import signal, threading
+        # Ctrl-C raises KeyboardInterrupt even when this process was started with SIGINT ignored
+        # (as a background job of a non-interactive shell is)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
     grid = grid_regular({"penalty": {"range": (0.01, 1.0)}}, levels=levels)
     tune_grid(wf, vfold_cv(df, v=5, seed=1), grid=grid)

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     os.dup2(2, 1)  # stray prints of libraries go to the log
     sys.stdout = sys.stderr
     listener = socket.socket(fileno=args.listen)
-    plotter = _Plotter.start(args.listen)  # forked now, before any thread exists
+    plotter = _Plotter.start(args.listen)  # forked now, before the writer's own threads
     hall = _Hall(listener, args.socket, args.lock, args.idle, plotter)
     worker = _Worker(lambda: [m["path"] for _, m in hall.queued() if m.get("op") == "job"], plotter)
     hall.serve(worker)
@@ -67,11 +67,10 @@ class _Hall:
         self.plotter = plotter
         self.inbox: deque[tuple[_Client, dict[str, Any] | None]] = deque()
         self.ready = threading.Condition()
-        self.clients = 0
         self.idle_since: float | None = time.monotonic()
         self.closed = False
         self.served = False  # a script has come and gone
-        self.members: set[_Client] = set()
+        self.members: set[_Client] = set()  # the scripts connected now
 
     def queued(self) -> list[tuple[_Client, dict[str, Any]]]:
         with self.ready:
@@ -81,7 +80,7 @@ class _Hall:
         threading.Thread(target=self._accept, name="tidymlflow-accept", daemon=True).start()
         while True:
             with self.ready:
-                if not self.inbox and self.clients == 0:
+                if not self.inbox and not self.members:
                     self.idle_since = self.idle_since or time.monotonic()
                     if self.served and self.idle > 0:  # a script has come and gone, and the
                         self._warm_plotter()              # writer stays for the next one
@@ -101,7 +100,6 @@ class _Hall:
             if message is None:
                 client.close()
                 with self.ready:
-                    self.clients -= 1
                     self.served = True
             elif message.get("op") == "hello":
                 worker.hello(message)
@@ -131,7 +129,6 @@ class _Hall:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 10, 0))
         client = _Client(conn)
         with self.ready:
-            self.clients += 1
             self.idle_since = None
             self.members.add(client)
         self._spare()
@@ -276,7 +273,9 @@ class _Plotter:
     @classmethod
     def start(cls, listener: int) -> _Plotter | None:
         """Fork the plotting processes (Linux; elsewhere the writer draws). They let go of the
-        writer's listening socket at once: scripts must find it refused when the writer dies."""
+        writer's listening socket at once: scripts must find it refused when the writer dies.
+        Each is forked when the one before has started and gone quiet: the only threads then are
+        that pool's own, waiting on its own pipes, with no lock a new process would need."""
         import concurrent.futures
         import multiprocessing
 
