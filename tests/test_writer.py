@@ -84,15 +84,18 @@ def test_a_writer_that_cannot_start_falls_back_to_writing_in_process(store, spli
 
 def test_a_script_creating_the_store_while_the_writer_starts_is_never_broken(tmp_path):
     """The writer prepares a fresh sqlite store while the script starts; a script that creates
-    the same store at that moment must never see it half-built (three fresh stores in a row)."""
-    for attempt in range(3):
+    the same store at that moment must never see it half-built, and the writer must never open
+    the script's half-built store (four fresh stores, the script creating its store 0 to 1.8 s
+    after autolog(), across the writer's start)."""
+    for attempt in range(4):
         db = tmp_path / f"fresh-{attempt}.db"
         out = _python(f"""
-            import os
+            import os, time
             os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///{db}"
             import tidymlflow
             tidymlflow.autolog(writer="process")
             import mlflow
+            time.sleep({attempt * 0.6})
             mlflow.set_experiment("mine")
             import numpy as np, pandas as pd
             from py_parsnip import linear_reg

@@ -150,7 +150,7 @@ class Process:
         self._journals: set[str] = set()
         self._writer_pid: int | None = None
         self.sock, self.proc = _daemon.connect(_spawn)
-        self._send({"op": "hello", "path": sys.path, "warm": warm})
+        self._send({"op": "hello", "path": sys.path, "warm": warm, "absent": _sqlite_absent(warm)})
         threading.Thread(target=self._read, name="tidymlflow-writer-pipe", daemon=True).start()
 
     # -- the connection ---------------------------------------------------------------------------------
@@ -281,6 +281,18 @@ class Process:
         _stderr(f"tidymlflow: writing {left} call(s) to MLflow before exit (up to "
                 f"{timeout + PROGRESS_AFTER:.0f} s; Ctrl-C leaves them to the background writer)...")
         return self.flush(timeout)
+
+
+def _sqlite_absent(target: dict[str, Any] | None) -> bool:
+    """Whether the target's tracking URI is a sqlite file that does not exist now (at
+    ``autolog()``): if it exists when the writer looks, the script is creating it."""
+    if not target:
+        return False
+    uri = target.get("tracking_uri") or target.get("env", {}).get("MLFLOW_TRACKING_URI") or ""
+    if not uri.startswith("sqlite:///"):
+        return False
+    path = uri[len("sqlite:///"):].split("?")[0]
+    return not os.path.exists(os.path.join(target.get("cwd") or ".", path))
 
 
 def _stderr(message: str) -> None:

@@ -225,12 +225,12 @@ def _fresh_sqlite(target: dict[str, Any]) -> str | None:
     return None if os.path.exists(os.path.join(target.get("cwd", "."), path)) else uri
 
 
-def _create_sqlite(uri: str) -> None:
+def _create_sqlite(uri: str) -> bool:
     """Create a new sqlite store aside (MLflow's tables, its default experiment) and put it in
     place only if the file still does not exist. The user's script may be creating the same
     store right now; two processes building one file collide, and this way the script never sees
     a half-built store of ours. Creating it here, while the script starts, takes MLflow's
-    migrations (1-2 s) off the script's exit."""
+    migrations (1-2 s) off the script's exit. False when the script's file came first."""
     from mlflow.tracking._tracking_service.utils import _get_sqlalchemy_store
 
     path, _, query = uri[len("sqlite:///"):].partition("?")
@@ -240,8 +240,9 @@ def _create_sqlite(uri: str) -> None:
         store = _get_sqlalchemy_store(f"sqlite:///{aside}" + (f"?{query}" if query else ""), None)
         store.engine.dispose()
         os.link(aside, path)  # fails if the file appeared meanwhile: then it is the script's
+        return True
     except FileExistsError:
-        pass
+        return False
     finally:
         for leftover in (aside, f"{aside}-journal", f"{aside}-wal", f"{aside}-shm"):
             with contextlib.suppress(OSError):
@@ -496,23 +497,30 @@ class _Worker:
         """A script has connected: take its ``sys.path`` (the key made it this writer's own)
         and get its store ready while the script is still starting."""
         sys.path[:0] = [p for p in message.get("path", []) if p not in sys.path]
-        self.warm(message.get("warm"))
+        self.warm(message.get("warm"), bool(message.get("absent")))
 
-    def warm(self, target: dict[str, Any] | None) -> None:
+    def warm(self, target: dict[str, Any] | None, absent: bool = False) -> None:
         """Import MLflow, open the store, then import the plotting libraries, while the user's
-        script is still starting (its first calls then cost the writer little)."""
+        script is still starting (its first calls then cost the writer little). ``absent``: the
+        store was a sqlite file that did not exist when the script called ``autolog()``."""
         if target is not None:
-            self._open_store(target)
+            self._open_store(target, absent)
         if self.plotter is None:  # no plotting process: the writer draws
             _warm_plots()
 
-    def _open_store(self, target: dict[str, Any]) -> None:
+    def _open_store(self, target: dict[str, Any], absent: bool) -> None:
+        """Open the script's store. A sqlite file the script created after ``autolog()`` is
+        left alone: the script may still be creating its tables, and two processes migrating
+        one file collide."""
         try:
             with self.deliverer._target(target):
                 self._forget_replaced_store()
                 fresh = _fresh_sqlite(target)
                 if fresh is not None:
-                    _create_sqlite(fresh)
+                    if not _create_sqlite(fresh):
+                        return  # the script's file came first
+                elif absent:
+                    return  # the script has created it since autolog()
                 from mlflow import MlflowClient
 
                 MlflowClient().search_experiments(max_results=1)
