@@ -51,6 +51,14 @@ def uri_key(tracking_uri: str | None, cwd: str) -> str:
     return f"{uri or '(default)'} in {cwd}" if relative else uri
 
 
+def sqlite_file(uri: str | None, cwd: str = ".") -> str | None:
+    """The database file of a ``sqlite:///`` tracking URI (a relative one resolved against
+    ``cwd``), else None."""
+    if not uri or not uri.startswith("sqlite:///"):
+        return None
+    return os.path.abspath(os.path.join(cwd, uri[len("sqlite:///"):].split("?")[0]))
+
+
 def folder(key: str) -> str:
     """The journal folder of one tracking URI (created on first use)."""
     slug = re.sub(r"[^\w.-]+", "_", key)[-40:].strip("_") or "default"

@@ -288,11 +288,9 @@ def _sqlite_absent(target: dict[str, Any] | None) -> bool:
     ``autolog()``): if it exists when the writer looks, the script is creating it."""
     if not target:
         return False
-    uri = target.get("tracking_uri") or target.get("env", {}).get("MLFLOW_TRACKING_URI") or ""
-    if not uri.startswith("sqlite:///"):
-        return False
-    path = uri[len("sqlite:///"):].split("?")[0]
-    return not os.path.exists(os.path.join(target.get("cwd") or ".", path))
+    uri = target.get("tracking_uri") or target.get("env", {}).get("MLFLOW_TRACKING_URI")
+    path = _journal.sqlite_file(uri, target.get("cwd") or ".")
+    return path is not None and not os.path.exists(path)
 
 
 def _stderr(message: str) -> None:

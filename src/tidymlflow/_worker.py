@@ -219,10 +219,8 @@ def _fresh_sqlite(target: dict[str, Any]) -> str | None:
     from mlflow import get_tracking_uri
 
     uri = get_tracking_uri()
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri[len("sqlite:///"):].split("?")[0]
-    return None if os.path.exists(os.path.join(target.get("cwd", "."), path)) else uri
+    path = _journal.sqlite_file(uri, target.get("cwd", "."))
+    return None if path is None or os.path.exists(path) else uri
 
 
 def _create_sqlite(uri: str) -> bool:
@@ -317,8 +315,7 @@ class _Plotter:
         except Exception:  # the writer draws what was not handed over
             return
         runs = manifest.get("runs", ())
-        redrawn = {(rec["handle"], plot["name"]) for rec in runs if rec.get("kind") == "existing"
-                   for plot in rec.get("plots", ())}
+        redrawn = _redraws(manifest)
         with self.lock:
             for handle, queued, _, _, plot in self.pending:
                 if (handle, plot["name"]) in redrawn:
@@ -456,9 +453,14 @@ def superseded(jobs: list[str], limit: int = 20) -> frozenset[tuple[str, str]]:
             manifest = _journal.load(job)
         except (OSError, ValueError):
             continue
-        found |= {(rec["handle"], plot["name"]) for rec in manifest.get("runs", ())
-                  if rec.get("kind") == "existing" for plot in rec.get("plots", ())}
+        found |= _redraws(manifest)
     return frozenset(found)
+
+
+def _redraws(manifest: dict[str, Any]) -> set[tuple[str, str]]:
+    """(run handle, plot) pairs a job draws again into runs logged before it."""
+    return {(rec["handle"], plot["name"]) for rec in manifest.get("runs", ())
+            if rec.get("kind") == "existing" for plot in rec.get("plots", ())}
 
 
 def _reset_mlflow_stores() -> None:
@@ -538,10 +540,9 @@ class _Worker:
         again, or the runs would go into the deleted file."""
         from mlflow import get_tracking_uri
 
-        uri = get_tracking_uri()
-        if not uri.startswith("sqlite:///"):
+        path = _journal.sqlite_file(get_tracking_uri())
+        if path is None:
             return
-        path = os.path.abspath(uri[len("sqlite:///"):].split("?")[0])
         try:
             info = os.stat(path)
             identity: tuple[int, int] | None = (info.st_dev, info.st_ino)
