@@ -246,7 +246,12 @@ class Deliverer:
         if key in self._kinds:
             return
         if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
-            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
+            try:
+                client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
+            except Exception:
+                # Another writer (a thread, another script) set it between our read and our write.
+                if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+                    raise
         self._kinds.add(key)
 
     # -- what goes into a run ---------------------------------------------------------------------------

@@ -101,12 +101,15 @@ class Inline:
         self._order: list[str] = []
         self.flushed = 0  # runs returned by tidymlflow.flush() so far
         self.report = Report()
+        # One job at a time, as the writer process does: jobs of two threads share the
+        # deliverer's caches and would race on what a store creates once (an experiment's tags).
+        self._delivering = threading.RLock()
 
     def submit(self, job: str, handles: list[str]) -> list[str]:
         """Deliver ``job``; the errors of its parts (the call reports them itself)."""
         from tidymlflow._deliver import Undelivered
 
-        with _journal.locked(job) as ours:
+        with self._delivering, _journal.locked(job) as ours:
             if not ours:
                 return []
             try:
