@@ -31,15 +31,48 @@ def test_ljung_box_through_the_swap_equals_the_original_and_the_swap_is_undone()
 
     x = np.random.default_rng(1).normal(size=2000)
     expected = sm_diag.acorr_ljungbox(x, lags=10)
-    before = st.acf
+    before, before_lb = st.acf, sm_diag.acorr_ljungbox
     assert not getattr(before, "tidymlflow_fast", False)
     with fast.diagnostics():
         assert getattr(st.acf, "tidymlflow_fast", False)
+        assert getattr(sm_diag.acorr_ljungbox, "tidymlflow_fast", False)
         got = sm_diag.acorr_ljungbox(x, lags=10)
+        via_acf = before_lb(x, lags=10)  # statsmodels' own Ljung-Box on the swapped acf
         # any other use of acf is the original's
         np.testing.assert_array_equal(st.acf(x, nlags=5, fft=True), before(x, nlags=5, fft=True))
-    assert st.acf is before
+    assert st.acf is before and sm_diag.acorr_ljungbox is before_lb
     pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
+    pd.testing.assert_frame_equal(via_acf, expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("x, kwargs", [
+    (np.arange(300) % 17, {"lags": 10}),  # integers, as the library may pass them
+    (np.r_[np.random.default_rng(2).normal(size=99), np.nan], {"lags": 5}),  # a NaN: NaN out
+    (np.random.default_rng(3).normal(size=200), {"lags": np.int64(7)}),
+    (np.random.default_rng(4).normal(size=200), {"lags": [1, 4]}),  # the rest: statsmodels' own
+    (np.random.default_rng(5).normal(size=200), {"lags": 6, "boxpierce": True}),
+    (np.random.default_rng(6).normal(size=200), {"lags": 6, "model_df": 2}),
+    (np.random.default_rng(7).normal(size=200), {}),
+    (np.random.default_rng(8).normal(size=5), {"lags": 10}),  # more lags than rows
+])
+def test_ljung_box_swap_equals_statsmodels_for_any_call(x, kwargs):
+    import statsmodels.stats.diagnostic as sm_diag
+
+    from tidymlflow._read import fast
+
+    def outcome():
+        try:
+            return sm_diag.acorr_ljungbox(x, **kwargs)
+        except Exception as exc:  # the same error inside the window as outside
+            return type(exc)
+
+    expected = outcome()
+    with fast.diagnostics():
+        got = outcome()
+    if isinstance(expected, pd.DataFrame):
+        pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
+    else:
+        assert got is expected
 
 
 def _long_frame(n: int) -> pd.DataFrame:
@@ -76,23 +109,28 @@ def test_logged_tables_equal_the_librarys_own(store):
     assert fit is not None
 
 
+def _counting(fn, calls):
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return fn(*args, **kwargs)
+
+    return counted
+
+
 def test_users_extract_outputs_is_served_once_per_state(store, monkeypatch):
     """The user's own extract_outputs() after a logged fit gets the same tables without a second
     computation; after evaluate() it gets the new ones; changing what it got changes nothing."""
     import statsmodels.stats.diagnostic as sm_diag
     from py_parsnip import linear_reg
 
+    from tidymlflow._read import fast
+
     df = _long_frame(600)
     tidymlflow.autolog()
     fit = linear_reg().fit(df.iloc[:500], "y ~ x1 + x2")
-    calls = []
-    original = sm_diag.acorr_ljungbox
-
-    def counting(*args, **kwargs):  # the library computes Ljung-Box in every extract_outputs()
-        calls.append(args)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(sm_diag, "acorr_ljungbox", counting)
+    calls = []  # the library computes Ljung-Box in every extract_outputs(): count both paths
+    monkeypatch.setattr(sm_diag, "acorr_ljungbox", _counting(sm_diag.acorr_ljungbox, calls))
+    monkeypatch.setattr(fast, "ljung_box_direct", _counting(fast.ljung_box_direct, calls))
     first = fit.extract_outputs()
     assert calls == []  # served: the library did not compute them again
     first[0]["fitted"] = 0.0
@@ -117,6 +155,9 @@ from tidymlflow._read import fast
 with fast.diagnostics():
     assert "statsmodels.tsa.stattools._stattools" not in sys.modules
     import numpy as np
+    import statsmodels.stats.diagnostic as sm_diag   # imported by the library's engines
+    sm_diag.acorr_ljungbox(np.arange(50.0) % 7, lags=3)   # the library's call: no statsmodels.tsa
+    assert "statsmodels.tsa.stattools._stattools" not in sys.modules
     from statsmodels.tsa.stattools._stattools import acf   # as acorr_ljungbox does, inside the window
     print(getattr(acf, "tidymlflow_fast", False))
     print(float(acf(np.arange(50.0) % 7, nlags=3, fft=False)[1]))
