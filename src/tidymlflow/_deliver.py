@@ -124,11 +124,16 @@ class Deliverer:
             with self._target(manifest["target"]):
                 client = _client()
                 context = self._context_tags(manifest)
+                tagged: set[str] = set()  # runs created just now, their after-call tags included
                 for rec in manifest["runs"]:
-                    runs[rec["handle"]] = self._open(client, rec, manifest, context, progress, job, replay)
+                    runs[rec["handle"]], created = self._open(client, rec, context, progress, replay)
+                    if created:
+                        tagged.add(rec["handle"])
+                _journal.save_progress(job, progress)  # a replay finds runs it misses by their handle tag
                 incomplete = frozenset(progress.get("incomplete", ()))
                 for rec in reversed(manifest["runs"]):
-                    self._write(client, job, rec, runs[rec["handle"]][0], result, incomplete, superseded)
+                    self._write(client, job, rec, runs[rec["handle"]][0], result, incomplete, superseded,
+                                rec["handle"] in tagged)
         except Exception as exc:
             if not transient(exc):
                 raise
@@ -189,30 +194,32 @@ class Deliverer:
         return self._context[key]
 
     # -- runs ---------------------------------------------------------------------------------------
-    def _open(self, client: Any, rec: dict[str, Any], manifest: dict[str, Any], context: dict[str, str],
-              progress: dict[str, Any], job: str, replay: bool) -> tuple[str, str]:
-        """The run of a record: an existing run, one an earlier attempt created, or a new one."""
+    def _open(self, client: Any, rec: dict[str, Any], context: dict[str, str], progress: dict[str, Any],
+              replay: bool) -> tuple[tuple[str, str], bool]:
+        """The run of a record: an existing run, one an earlier attempt created, or a new one
+        (created with all its tags, those set after the call too: True)."""
         handle = rec["handle"]
         if rec["kind"] == "existing":
-            return self.resolve(client, handle)
+            return self.resolve(client, handle), False
         if handle in progress["runs"]:
             found = tuple(progress["runs"][handle])
             self.handles[handle] = (found[0], found[1])
-            return self.handles[handle]
+            return self.handles[handle], False
         parent = self.resolve(client, rec["parent"]) if rec["parent"] else None
         experiment = (parent[1] if parent is not None else None) or rec["experiment_id"] or _experiment()
         found_run = self._find(client, handle, [experiment]) if replay else None
+        created = found_run is None
         if found_run is None:
             self._model_training_view(client, experiment)
-            tags = {**context, **{k: str(v) for k, v in rec["tags"].items()}, HANDLE_TAG: handle}
+            tags = {**context, **{k: str(v) for k, v in rec["tags"].items()}, **_tag_values(rec["set_tags"]),
+                    HANDLE_TAG: handle}
             if parent is not None:
                 tags[PARENT_TAG] = parent[0]
             run = client.create_run(experiment, start_time=rec["start_time"], tags=tags, run_name=rec["name"])
             found_run = (run.info.run_id, experiment)
         self.handles[handle] = found_run
         progress["runs"][handle] = list(found_run)
-        _journal.save_progress(job, progress)
-        return found_run
+        return found_run, created
 
     def resolve(self, client: Any, handle: str) -> tuple[str, str]:
         """The (run id, experiment id) of a handle: ``run:<id>``, a run created in this process,
@@ -256,10 +263,10 @@ class Deliverer:
 
     # -- what goes into a run ---------------------------------------------------------------------------
     def _write(self, client: Any, job: str, rec: dict[str, Any], run_id: str, result: Result,
-               incomplete: frozenset[str], superseded: Superseded = frozenset) -> None:
-        """Params, metrics and tags in as few batches as fit, datasets, files, plots and the
-        model; then the run ends (when tidymlflow owns it). Errors that do not pass are reported
-        and the rest goes on."""
+               incomplete: frozenset[str], superseded: Superseded = frozenset, tagged: bool = False) -> None:
+        """Params, metrics and tags in as few batches as fit (``tagged``: the run was created with
+        its tags), datasets, files, plots and the model; then the run ends (when tidymlflow owns
+        it). Errors that do not pass are reported and the rest goes on."""
         params = dict(rec["params"])
         if rec["shared"] and params:
             clashes = _drop_clashes(client, run_id, params)
@@ -267,7 +274,7 @@ class Deliverer:
                 result.errors.append(f"ParamClashError: param(s) {', '.join(clashes)} of run {run_id} "
                                      "already hold other values (set before tidymlflow logged); kept those, "
                                      "logged everything else")
-        self._step(result, _log_batch, client, run_id, params, rec)
+        self._step(result, _log_batch, client, run_id, params, rec, not tagged)
         if rec["datasets"]:
             self._step(result, _log_inputs, client, run_id, job, rec["datasets"])
         folder = os.path.join(job, rec["files"])
@@ -361,8 +368,19 @@ def _drop_clashes(client: Any, run_id: str, params: dict[str, Any]) -> list[str]
     return clashes
 
 
-def _log_batch(client: Any, run_id: str, params: dict[str, Any], rec: dict[str, Any]) -> None:
-    """Params, tags and metrics in one call when they fit MLflow's batch limits (the usual case)."""
+def _tag_values(tags: dict[str, Any]) -> dict[str, str]:
+    """Tag values as MLflow stores them (text, cut to its limit)."""
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    from tidymlflow._writer import clean_value
+
+    return {k: clean_value(val, MAX_TAG_VAL_LENGTH) for k, val in tags.items()}
+
+
+def _log_batch(client: Any, run_id: str, params: dict[str, Any], rec: dict[str, Any],
+               with_tags: bool = True) -> None:
+    """Params, metrics and (``with_tags``) the tags set after the call, in one call when they fit
+    MLflow's batch limits (the usual case)."""
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.utils import validation as v
 
@@ -370,7 +388,7 @@ def _log_batch(client: Any, run_id: str, params: dict[str, Any], rec: dict[str, 
 
     metrics = [Metric(k, val, ts, step) for k, val, ts, step in rec["metrics"]]
     plist = [Param(k, clean_value(val, v.MAX_PARAM_VAL_LENGTH)) for k, val in params.items()]
-    tags = [RunTag(k, clean_value(val, v.MAX_TAG_VAL_LENGTH)) for k, val in rec["set_tags"].items()]
+    tags = [RunTag(k, val) for k, val in _tag_values(rec["set_tags"]).items()] if with_tags else []
     while metrics or plist or tags:
         p, plist = plist[: v.MAX_PARAMS_TAGS_PER_BATCH], plist[v.MAX_PARAMS_TAGS_PER_BATCH :]
         t, tags = tags[: v.MAX_PARAMS_TAGS_PER_BATCH], tags[v.MAX_PARAMS_TAGS_PER_BATCH :]

@@ -427,10 +427,13 @@ def _warm_plots(draw: bool = False) -> None:
     import io
 
     with contextlib.suppress(Exception):
+        import pandas  # noqa: F401 (every plot reads its tables: 0.4 s on a process's first plot)
         import plotly.graph_objects as go
         import pyarrow.parquet  # noqa: F401
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+
+        from tidymlflow.plots import interactive, static  # noqa: F401
 
         if not draw:
             return

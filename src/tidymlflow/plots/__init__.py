@@ -38,9 +38,14 @@ def draw_png(name: str, *args: Any, **kwargs: Any) -> Any:
     png twin, readable where the html cannot be shown."""
     if name not in PLOT_NAMES:
         raise ValueError(f"unknown plot {name!r}; valid names are {sorted(PLOT_NAMES)}")
+    from matplotlib import rc_context
+
     from tidymlflow.plots import static
 
-    return getattr(static, name)(*args, **kwargs)
+    # titles at a fixed height: no axes here has ticks above it, and matplotlib's search for a
+    # title's place measures every tick label (a tenth of a figure's drawing time)
+    with rc_context({"axes.titley": 1.0}):
+        return getattr(static, name)(*args, **kwargs)
 
 
 #: Shown in an interactive plot's page until plotly.js has loaded; a page that cannot reach the
@@ -56,7 +61,8 @@ def save(figure: Any, path: str, plotly_js: str = "cdn") -> None:
         _save_html(figure, path, plotly_js)
         return
     try:
-        figure.savefig(path, format="png")
+        # zlib level 1: a tenth larger file, a twentieth faster plot
+        figure.savefig(path, format="png", pil_kwargs={"compress_level": 1})
     finally:
         figure.clear()
 
