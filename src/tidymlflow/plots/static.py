@@ -53,6 +53,15 @@ def _dates(ax: Axes, is_date: bool) -> None:
         ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
+def _few_ticks(*axes: Any) -> None:
+    """At most about five ticks on each numeric axis given (``ax.xaxis``, ``ax.yaxis``): matplotlib
+    builds every tick as a set of artists, the larger part of a small panel's drawing time."""
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in axes:
+        axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+
+
 def _note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color=NEUTRAL)
 
@@ -81,6 +90,7 @@ def residual_diagnostics(outputs: pd.DataFrame, title: str | None = None) -> Fig
         if not np.any(values[1:]):
             _note(a, "constant residuals")
     _histogram(ax[1, 1], resid)
+    _few_ticks(*(a.yaxis for a in ax.flat), ax[0, 1].xaxis, ax[1, 0].xaxis, ax[1, 1].xaxis)
     fig.suptitle((title or "Residual diagnostics") + d.thin_note(len(resid)))
     return fig
 
@@ -358,6 +368,7 @@ def forecast(outputs: pd.DataFrame, group_col: str | None = None,
         if group is not None:
             a.set_title(f"{group_col}={group}")
     ax[0, 0].legend(frameon=False, fontsize=8, ncol=3)
+    _few_ticks(*(a.yaxis for a in ax[:, 0]))
     fig.suptitle((title or "Forecast") + shown + d.thin_note(*(frame for _, frame in groups)))
     return fig
 
