@@ -227,6 +227,7 @@ def _sensitivity_line(summary: pd.DataFrame, param: str, metric: str) -> Figure 
         a.set_xscale("log")
     a.set_xlabel(param)
     a.set_ylabel(f"mean {metric} (± std)")
+    _few_ticks(a.yaxis)
     fig.suptitle(f"Sensitivity of {metric} to {param}")
     return fig
 
@@ -257,6 +258,7 @@ def workflow_comparison(table: pd.DataFrame, metric: str) -> Figure | None:
     if len(table) <= 60:
         a.bar_label(bars, fmt="%.4g", padding=3, fontsize=8)
     a.set_xlabel(f"mean {metric}")
+    _few_ticks(a.xaxis)
     _legend(a, colors)
     fig.suptitle(f"Workflows by {metric} ({'lower' if lower_is_better(metric) else 'higher'} is better)")
     return fig
@@ -284,6 +286,7 @@ def cv_stability(table: pd.DataFrame, metric: str) -> Figure | None:
         a.errorbar(row.mean, i, xerr=0 if pd.isna(row.std) else row.std, fmt="o", capsize=3,
                    color=colors[row.model])
     a.set_xlabel(f"{metric}: mean ± std across resamples")
+    _few_ticks(a.xaxis)
     _legend(a, colors)
     fig.suptitle("Stability across resamples")
     return fig
