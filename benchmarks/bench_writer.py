@@ -17,9 +17,10 @@ scripts). Budgets (checked on the default, the warm writer):
   exit waits at most TIDYMLFLOW_EXIT_TIMEOUT; the fit itself is timed)
 * 300k-row linear_reg fit + evaluate: added <= 2 s, and added(300k) <= 15 x added(30k)
 * per child run on a local sqlite store: "no worse than today (~18 ms)" (writer time of a tuning
-  job, per child). Printed beside it, measured in the same run: MLflow's own client calls writing
-  the same run (create_run, log_batch, set_terminated), which any code logging that run pays, the
-  code before the writer process included. The check passes at 18 ms or within 15 % of that.
+  job, per child, with the writer's sqlite setting). Printed beside it, measured in the same run:
+  MLflow's own client calls writing the same run (create_run, log_batch, set_terminated) with
+  MLflow's default setting, which any code logging that run pays, the code before the writer
+  process included. The check passes at 18 ms or within 15 % of that.
 
 Uses the real py-tidymodels when importable, else the test stand-in. Exits 1 when a budget is
 missed.
@@ -212,7 +213,9 @@ def bench_children(tmp: Path) -> bool:
     os.chdir(tmp)  # MLflow's default artifact folder of a new store is relative: keep it in tmp
     import tidymlflow
     from tidymlflow import _service
+    from tidymlflow._deliver import persist_sqlite_journal
 
+    persist_sqlite_journal()  # as the writer process does
     spent: list[float] = []
     submit = _service.Inline.submit
 
@@ -244,11 +247,26 @@ def bench_children(tmp: Path) -> bool:
             tune_grid(wf, folds, grid=grid_regular({"penalty": {"range": (0.001, 1.0)}}, levels=levels))
         per.append((spent[1] - spent[0]) / 36)
     ms = statistics.median(per) * 1000
+    _default_journal()
     floor = _mlflow_per_run() * 1000
     ok = ms <= 18 or ms <= 1.15 * floor
     print(f"per child run on a local sqlite store: {ms:.1f} ms; MLflow's own calls writing the same run: "
           f"{floor:.1f} ms (budget 18 ms, or within 15 % of MLflow's own): {'ok' if ok else 'MISSED'}")
     return ok
+
+
+def _default_journal() -> None:
+    """SQLite's and MLflow's default journal mode again, for MLflow's own calls: connections are
+    opened again without the writer's setting."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from tidymlflow._deliver import _persist_journal
+
+    event.remove(Engine, "connect", _persist_journal)
+    for engine in SqlAlchemyStore._engine_map.values():
+        engine.dispose()
 
 
 def _mlflow_per_run(runs: int = 40) -> float:

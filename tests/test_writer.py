@@ -108,3 +108,40 @@ def test_a_script_creating_the_store_while_the_writer_starts_is_never_broken(tmp
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().splitlines()[-1] == "1"
     assert not list(tmp_path.glob("*.tidymlflow-*"))  # nothing left aside
+
+
+def test_the_writer_keeps_the_sqlite_journal_and_leaves_the_stores_mode_alone(tmp_path):
+    """The writer's connections keep a store's rollback journal between transactions (PERSIST:
+    a third of MLflow's cost per run is creating and deleting it); the file left beside the
+    store is not a hot journal, the store's own mode is unchanged for every other connection,
+    and a store the user put in WAL mode stays in WAL mode."""
+    import sqlite3
+
+    from mlflow import MlflowClient
+
+    plain, wal = tmp_path / "plain.db", tmp_path / "wal.db"
+    for db in (plain, wal):
+        MlflowClient(f"sqlite:///{db}").search_experiments()  # MLflow creates its tables
+    sqlite3.connect(wal).execute("PRAGMA journal_mode=WAL").fetchone()
+    for db in (plain, wal):
+        out = _python(f"""
+            import os
+            os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///{db}"
+            import tidymlflow
+            tidymlflow.autolog(writer="process", log_plots=False)
+            import numpy as np, pandas as pd
+            from py_parsnip import linear_reg
+            df = pd.DataFrame({{"x1": np.arange(30.0)}})
+            df["y"] = df["x1"] * 2 + np.sin(np.arange(30))
+            linear_reg().fit(df, "y ~ x1")
+            print(len(tidymlflow.flush()))
+        """, tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().splitlines()[-1] == "1"
+    journal = plain.with_name("plain.db-journal")
+    assert journal.exists() and not any(journal.read_bytes()[:28])  # kept, and its header zeroed
+    for db, mode in ((plain, "delete"), (wal, "wal")):
+        connection = sqlite3.connect(db)
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == mode
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert connection.execute("SELECT count(*) FROM runs").fetchone()[0] == 1

@@ -489,8 +489,9 @@ class _Worker:
     its new jobs are kept without an attempt (the user's script is never slowed by it)."""
 
     def __init__(self, queued: Callable[[], list[str]] = list, plotter: _Plotter | None = None) -> None:
-        from tidymlflow._deliver import Deliverer
+        from tidymlflow._deliver import Deliverer, persist_sqlite_journal
 
+        persist_sqlite_journal()  # this process is tidymlflow's own
         self._queued = queued
         self.plotter = plotter
         self.deliverer = Deliverer(apply_target=True, plotter=plotter.draw if plotter else None)

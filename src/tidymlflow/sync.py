@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     cmd = commands.add_parser("sync", help="write the runs kept in the local journal to MLflow")
     cmd.add_argument("--tracking-uri", help="only the jobs of this tracking URI")
     args = parser.parse_args(argv)
+    from tidymlflow._deliver import persist_sqlite_journal
+
+    persist_sqlite_journal()  # the command's process is tidymlflow's own
     reports = sync(args.tracking_uri)
     if not reports:
         print(f"tidymlflow sync: nothing to write (journal: {_journal.root()})")
