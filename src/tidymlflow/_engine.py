@@ -82,7 +82,7 @@ def activate(config: AutologConfig) -> None:
                 _install_module(module)
             elif module_name not in _hooked:
                 _hooked.add(module_name)
-                wrapt.register_post_import_hook(_install_module, module_name)
+                wrapt.register_post_import_hook(_install_imported, module_name)
 
 
 def deactivate() -> None:
@@ -121,8 +121,16 @@ def _drift(message: str) -> None:
     _safety.warn(f"tidymlflow: {message}", stacklevel=3)
 
 
-def _install_module(module: ModuleType) -> None:
-    """Post-import hook: wrap the patch targets that live in ``module``."""
+def _install_imported(module: ModuleType) -> None:
+    """Post-import hook: ``module`` was imported after ``autolog()``, and has just run. Nothing
+    outside it can hold its functions yet (the modules that import names from it do so after
+    this hook), so no reference needs re-pointing: the heap is not searched (13 ms per module)."""
+    _install_module(module, rebind=False)
+
+
+def _install_module(module: ModuleType, rebind: bool = True) -> None:
+    """Wrap the patch targets that live in ``module``; ``rebind``: re-point the references to
+    them bound elsewhere (the module was imported before ``autolog()``)."""
     with _lock:
         if _state.config is None:
             return
@@ -145,7 +153,7 @@ def _install_module(module: ModuleType) -> None:
             code = getattr(getattr(original, "__func__", original), "__code__", None)
             if code is not None:
                 _original_codes[id(code)] = f"{patch.module}.{patch.target}"  # kept alive by original
-        if swaps:
+        if swaps and rebind:
             _rebind(swaps)
     if missing:
         _drift(f"the installed py-tidymodels ({py_tidymodels_version()}) has no "
