@@ -110,7 +110,7 @@ def test_a_script_creating_the_store_while_the_writer_starts_is_never_broken(tmp
     assert not list(tmp_path.glob("*.tidymlflow-*"))  # nothing left aside
 
 
-def test_the_writer_keeps_the_sqlite_journal_and_leaves_the_stores_mode_alone(tmp_path):
+def test_the_writer_keeps_the_sqlite_journal_and_leaves_the_stores_mode_alone(tmp_path, monkeypatch):
     """The writer's connections keep a store's rollback journal between transactions (PERSIST:
     a third of MLflow's cost per run is creating and deleting it); the file left beside the
     store is not a hot journal, the store's own mode is unchanged for every other connection,
@@ -119,6 +119,8 @@ def test_the_writer_keeps_the_sqlite_journal_and_leaves_the_stores_mode_alone(tm
 
     from mlflow import MlflowClient
 
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # set by tests before: another store's
+        monkeypatch.delenv(name, raising=False)
     plain, wal = tmp_path / "plain.db", tmp_path / "wal.db"
     for db in (plain, wal):
         MlflowClient(f"sqlite:///{db}").search_experiments()  # MLflow creates its tables
