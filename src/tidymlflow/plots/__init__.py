@@ -56,15 +56,14 @@ OFFLINE_MESSAGE = ("plotly.js could not be loaded, so this interactive plot cann
 
 
 def save(figure: Any, path: str, plotly_js: str = "cdn") -> None:
-    """Write ``figure`` to ``path`` (html for plotly, png for matplotlib) and release it."""
+    """Write ``figure`` to ``path`` (html for plotly, png for matplotlib). The figure is left to
+    the garbage collector: clearing it here took a tenth of a png's time, on the path a script's
+    exit waits on."""
     if path.endswith(".html"):
         _save_html(figure, path, plotly_js)
         return
-    try:
-        # zlib level 1: a tenth larger file, a twentieth faster plot
-        figure.savefig(path, format="png", pil_kwargs={"compress_level": 1})
-    finally:
-        figure.clear()
+    # zlib level 1: a tenth larger file, a twentieth faster plot
+    figure.savefig(path, format="png", pil_kwargs={"compress_level": 1})
 
 
 def _save_html(figure: Any, path: str, plotly_js: str) -> None:
