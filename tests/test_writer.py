@@ -121,6 +121,7 @@ def test_the_writer_keeps_the_sqlite_journal_and_leaves_the_stores_mode_alone(tm
 
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # set by tests before: another store's
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # a new store's default experiment keeps its files in ./mlruns
     plain, wal = tmp_path / "plain.db", tmp_path / "wal.db"
     for db in (plain, wal):
         MlflowClient(f"sqlite:///{db}").search_experiments()  # MLflow creates its tables
@@ -147,3 +148,4 @@ def test_the_writer_keeps_the_sqlite_journal_and_leaves_the_stores_mode_alone(tm
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == mode
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert connection.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    assert (tmp_path / "mlruns").is_dir()  # the runs' files stayed in the test's folder
