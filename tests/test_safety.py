@@ -292,19 +292,28 @@ def test_nothing_is_pickled_unless_asked(store, split):
 
 
 def test_no_memory_growth_of_our_own_over_many_fits(store, split):
+    """Under 1 KiB of tidymlflow's own memory per fit (the handle -> run id maps that
+    ``run_id()`` and later jobs read hold about 0.5 KiB). Measured in two windows of 40 fits,
+    the smaller counts: a dict that doubles its table (once per doubling of its entries, after a
+    long suite a table of 100 KiB and more) falls in one window at most, while a leak shows in
+    both."""
     tidymlflow.autolog(log_plots=False, log_datasets=False)
     for _ in range(10):  # warm-up: caches, the store's connection pool, lazy imports
         _wf().fit(split[0])
+    windows = []
     tracemalloc.start()
     try:
-        first = tracemalloc.take_snapshot()
-        for _ in range(40):
-            _wf().fit(split[0])
-        grown = tracemalloc.take_snapshot().compare_to(first, "filename")
+        for _ in range(2):
+            first = tracemalloc.take_snapshot()
+            for _ in range(40):
+                _wf().fit(split[0])
+            grown = tracemalloc.take_snapshot().compare_to(first, "filename")
+            ours = [s for s in grown if "tidymlflow" in s.traceback[0].filename and s.size_diff > 0]
+            windows.append((sum(s.size_diff for s in ours), [str(s) for s in ours[:10]]))
     finally:
         tracemalloc.stop()
-    ours = [s for s in grown if "tidymlflow" in s.traceback[0].filename and s.size_diff > 0]
-    assert sum(s.size_diff for s in ours) < 40 * 1024, [str(s) for s in ours[:10]]  # < 1 KiB a fit
+    size, where = min(windows)
+    assert size < 40 * 1024, where  # < 1 KiB a fit
 
 
 def test_html_plots_escape_group_and_model_names():
