@@ -258,15 +258,14 @@ def bench_children(tmp: Path) -> bool:
 def _default_journal() -> None:
     """SQLite's and MLflow's default journal mode again, for MLflow's own calls: connections are
     opened again without the writer's setting."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
     from tidymlflow._deliver import _persist_journal
+    from tidymlflow._worker import _reset_mlflow_stores
 
     event.remove(Engine, "connect", _persist_journal)
-    for engine in SqlAlchemyStore._engine_map.values():
-        engine.dispose()
+    _reset_mlflow_stores()
 
 
 def _mlflow_per_run(runs: int = 40) -> float:

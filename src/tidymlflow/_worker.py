@@ -453,10 +453,11 @@ def _freeze_heap() -> None:
     objects) out of the garbage collector's full passes from now on. Such a pass otherwise
     comes every few plots or jobs and costs 0.15 s each in a plotting process (0.04 s after
     this). These objects live as long as the process; a process of tidymlflow's own only, never
-    the user's."""
+    the user's. Once per process: its first warm-up is when the libraries are in."""
     import gc
 
-    gc.freeze()
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
 
 
 def superseded(jobs: list[str], limit: int = 20) -> frozenset[tuple[str, str]]:
@@ -511,7 +512,6 @@ class _Worker:
         self.paused: dict[str, tuple[float, str]] = {}  # journal -> (until, why)
         self.kept: dict[str, list[list[Any]]] = {}  # journal -> [[job, next try, answer]]
         self.stores: dict[str, tuple[int, int] | None] = {}  # sqlite file -> (device, inode)
-        self.frozen = False  # MLflow's objects are out of the full garbage collections
 
     def hello(self, message: dict[str, Any]) -> None:
         """A script has connected: take its ``sys.path`` (the key made it this writer's own)
@@ -527,9 +527,7 @@ class _Worker:
             self._open_store(target, absent)
         if self.plotter is None:  # no plotting process: the writer draws
             _warm_plots()
-        elif not self.frozen:
-            _freeze_heap()
-        self.frozen = True
+        _freeze_heap()
 
     def _open_store(self, target: dict[str, Any], absent: bool) -> None:
         """Open the script's store. A sqlite file the script created after ``autolog()`` is
