@@ -1,5 +1,7 @@
 """Conformance: every callable a layer patches exists in py-tidymodels with the signature recorded from
-the real library (py-tidymodels 0.1.0, commit 06b2603) in ``signatures.json``.
+the real library (py-tidymodels 0.1.0, commit 06b2603) in ``signatures.json``. A pattern target
+(``Step*.prep``) is recorded by the parameters every matching method starts with (the rest have
+defaults), and must match at least one class of its module.
 
 The same test runs against the stand-in and the real library, so the stand-in cannot drift from the
 real signatures, and a new patch target must be recorded before it passes. Targets are resolved
@@ -10,6 +12,7 @@ tidymlflow's wrappers are installed. py-tidymodels modules are imported inside t
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
 import re
@@ -69,27 +72,67 @@ def test_every_patch_is_recorded():
         f"recorded but not patched: {sorted(recorded - set(PATCH_KEYS))}")
 
 
-@pytest.mark.parametrize("key", PATCH_KEYS)
+def _pattern(key: str) -> bool:
+    return any(ch in key.split(":")[1] for ch in "*?[")
+
+
+def _matches(key: str) -> list:
+    """The methods a pattern key patches (through the engine's own expansion)."""
+    from tidymlflow._engine import _expand
+    from tidymlflow.layer import Patch
+
+    module_name, target = key.split(":")
+    module = importlib.import_module(module_name)
+    return [_resolve(f"{module_name}:{p.target}") for p in _expand(module, Patch(module_name, target))]
+
+
+@pytest.mark.parametrize("key", [k for k in PATCH_KEYS if not _pattern(k)])
 def test_target_signature_matches_the_real_library(key):
     expected = _recorded().get(key)
     assert expected is not None, f"{key} is not recorded in {SIGNATURES.name}"
     assert _describe(_resolve(key)) == expected
 
 
+@pytest.mark.parametrize("key", [k for k in PATCH_KEYS if _pattern(k)])
+def test_pattern_targets_match_classes_with_the_recorded_parameters(key):
+    expected = _recorded().get(key)
+    assert expected is not None, f"{key} is not recorded in {SIGNATURES.name}"
+    module_name = key.split(":")[0]
+    if importlib.util.find_spec("py_workflows.workflow").origin.find("standin") >= 0 \
+            and module_name != "py_recipes.steps":  # the stand-in keeps every step in the package
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(module_name)
+        return
+    methods = _matches(key)
+    assert methods, f"{key} matches no class"
+    for fn in methods:
+        described = _describe(fn)
+        assert described[:len(expected)] == expected, fn.__qualname__
+        assert all(p["default"] is not None for p in described[len(expected):]), fn.__qualname__
+
+
 def test_resolution_sees_through_autolog():
     import tidymlflow
+    from tidymlflow._engine import _expand
+    from tidymlflow.layer import Patch
 
     tidymlflow.autolog()  # conftest switches it off again
     recorded = _recorded()
     wrapped = []
     for key in PATCH_KEYS:
         module_name, target = key.split(":")
-        owner = importlib.import_module(module_name)
-        *path, name = target.split(".")
-        for part in path:
-            owner = getattr(owner, part)
-        raw = inspect.getattr_static(owner, name)
-        if inspect.unwrap(raw) is not raw:
-            wrapped.append(key)
-        assert _describe(_resolve(key)) == recorded[key], key
-    assert wrapped, "autolog() installed no wrapper, so this test proves nothing"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:  # a step module only the real library has
+            continue
+        for one in _expand(module, Patch(module_name, target)):
+            owner = module
+            *path, name = one.target.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            raw = inspect.getattr_static(owner, name)
+            if inspect.unwrap(raw) is not raw:
+                wrapped.append(one.target)
+            described = _describe(_resolve(f"{module_name}:{one.target}"))
+            assert described[:len(recorded[key])] == recorded[key], key
+    assert "Workflow.fit" in wrapped and "StepNormalize.prep" in wrapped, wrapped

@@ -308,13 +308,21 @@ def test_odd_values_are_logged_safely(store, split):
     assert data.tags["stats.über"] == "∑"
 
 
-def test_nested_results_are_kept_once_per_instance():
+def test_nested_results_are_kept_once_per_instance_and_up_to_a_cap():
     from tidymlflow._config import AutologConfig
-    from tidymlflow.layer import Call
+    from tidymlflow.layer import MAX_OBSERVED, Call
 
     call = Call("recipes", "Recipe.prep", len, None, (), {}, AutologConfig())
     first, other = object(), object()
+    made = []
     for result in range(3):  # e.g. the same recipe prepped once per fold
-        call.observe("Recipe.prep", first, result)
-    call.observe("Recipe.prep", other, "x")
+        call.observe("Recipe.prep", first, lambda r=result: made.append(r) or r)
+    call.observe("Recipe.prep", other, lambda: "x")
     assert call.observed == [("Recipe.prep", first, 0), ("Recipe.prep", other, "x")]
+    assert made == [0]  # a record is made only when it is kept
+    keep = [object() for _ in range(MAX_OBSERVED)]
+    for obj in keep:
+        call.observe("PreparedStepLog.bake", obj, lambda: 1)
+    assert len(call.observed) == MAX_OBSERVED
+    call.observe("Recipe.prep", object(), lambda: 1 / 0)  # over the cap: not even made
+    assert len(call.observed) == MAX_OBSERVED

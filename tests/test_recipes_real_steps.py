@@ -1,5 +1,5 @@
 """Every step builder of the real py-tidymodels that preps on a plain frame is logged without a
-logging error. The stand-in has a handful of steps, so this breadth check needs the real library."""
+logging error, and preps and bakes exactly as without autolog (global random draws included). The stand-in has a handful of steps, so this breadth check needs the real library."""
 
 from __future__ import annotations
 
@@ -47,32 +47,45 @@ def _builders():
             yield name, {p: _ARGS[p] for p in required}
 
 
-def _preps(name, kwargs, df):
+def _prep_and_bake(name, kwargs, df):
+    """The frame the builder's recipe bakes from ``df`` and the next global draw (None when the
+    step cannot prep on this frame)."""
     from py_recipes import recipe
 
+    np.random.seed(7)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            getattr(recipe(), name)(**kwargs).prep(df)
+            prepped = getattr(recipe(), name)(**kwargs).prep(df)
+            return prepped.bake(df), np.random.random()
     except Exception:
-        return False
-    return True
+        return None
 
 
-def test_every_preppable_step_builder_logs(store, capsys):
-    from py_recipes import recipe
+def _same(a, b) -> bool:
+    return a is not None and b is not None and a[0].equals(b[0]) and list(a[0].dtypes) == list(b[0].dtypes) \
+        and a[1] == b[1]
 
+
+def test_every_preppable_step_builder_logs_and_bakes_as_without_autolog(store, capsys):
     df = _frame()
-    candidates = [(n, k) for n, k in _builders() if _preps(n, k, df)]
+    before = {n: (k, _prep_and_bake(n, k, df)) for n, k in _builders()}
+    candidates = {n: (k, result) for n, (k, result) in before.items() if result is not None}
+    # a step that reseeds from entropy gives other results run to run without autolog too
+    repeatable = {n for n, (k, (baked, draw)) in candidates.items()
+                  if _same(_prep_and_bake(n, k, df), (baked, draw))}
     tidymlflow.autolog()
     logged = []
-    for name, kwargs in candidates:
+    for name, (kwargs, off) in candidates.items():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            getattr(recipe(), name)(**kwargs).prep(df)
+            on = _prep_and_bake(name, kwargs, df)
         ours = [w for w in caught if "tidymlflow" in str(w.message)]
         assert ours == [], f"{name}: {ours[0].message}"
+        if name in repeatable:
+            assert _same(on, off), f"{name} bakes otherwise with autolog on"
         logged.append(name)
+    assert len(repeatable) >= len(candidates) - 3, sorted(set(candidates) - repeatable)
 
     runs = {r.data.params.get("recipe.steps"): r for r in store.runs()}
     assert len(runs) == len(logged)
@@ -87,6 +100,6 @@ def test_every_preppable_step_builder_logs(store, capsys):
     series = [n for n in logged if n in {"step_lag", "step_diff", "step_rolling", "step_date",
                                          "step_fourier", "step_timeseries_signature", "step_ewm"}]
     with capsys.disabled():
-        print(f"\n{len(logged)} step builders prepped and logged "
+        print(f"\n{len(logged)} step builders prepped, baked as without autolog and logged "
               f"({len(selection)} selection/filter, {len(series)} time-series)")
     assert len(logged) >= 30 and len(selection) >= 5 and len(series) >= 3

@@ -4,6 +4,8 @@ It knows no layer and imports no py-tidymodels module."""
 from __future__ import annotations
 
 import contextvars
+import dataclasses
+import fnmatch
 import gc
 import sys
 import threading
@@ -76,6 +78,7 @@ def activate(config: AutologConfig) -> None:
         for layer_name, layer in discover_layers().items():
             for patch in layer.patches:
                 _patches_by_module.setdefault(patch.module, []).append((layer_name, patch))
+        _state.library_packages = frozenset(name.partition(".")[0] for name in _patches_by_module)
         for module_name in _patches_by_module:
             module = sys.modules.get(module_name)
             if module is not None:
@@ -136,28 +139,60 @@ def _install_module(module: ModuleType, rebind: bool = True) -> None:
             return
         swaps: dict[int, tuple[Any, Any]] = {}
         missing: list[str] = []
+        ours = {id(inst.wrapper) for inst in _installed.values()}
         for layer_name, patch in _patches_by_module.get(module.__name__, ()):
-            key = (patch.module, patch.target)
-            if key in _installed:
-                continue
-            _check_version(layer_name)
-            try:
-                original = wrapt.resolve_path(module, patch.target)[2]
-                wrapper = wrapt.wrap_function_wrapper(module, patch.target, _wrapper(layer_name, patch))
-            except AttributeError:  # the installed library has no such target
+            concrete = _expand(module, patch)
+            if not concrete:
                 missing.append(f"{patch.module}.{patch.target}")
-                continue
-            _installed[key] = _Installed(module, patch.target, wrapper, original, patch.rebind)
-            if patch.rebind:
-                swaps[id(original)] = (original, wrapper)
-            code = getattr(getattr(original, "__func__", original), "__code__", None)
-            if code is not None:
-                _original_codes[id(code)] = f"{patch.module}.{patch.target}"  # kept alive by original
+            for one in concrete:
+                if (one.module, one.target) not in _installed:
+                    _check_version(layer_name)
+                    if not _install_one(module, layer_name, one, ours, swaps):
+                        missing.append(f"{one.module}.{one.target}")
         if swaps and rebind:
             _rebind(swaps)
     if missing:
         _drift(f"the installed py-tidymodels ({py_tidymodels_version()}) has no "
                f"{', '.join(missing)}; these calls are not logged")
+
+
+def _install_one(module: ModuleType, layer_name: str, patch: Patch, ours: set[int],
+                 swaps: dict[int, tuple[Any, Any]]) -> bool:
+    """Wrap one concrete target (False: the installed library has no such target). A target
+    that is already one of ``ours`` (a class re-exported by another patched module) is left."""
+    try:
+        original = wrapt.resolve_path(module, patch.target)[2]
+        if id(original) in ours:
+            return True
+        wrapper = wrapt.wrap_function_wrapper(module, patch.target, _wrapper(layer_name, patch))
+    except AttributeError:
+        return False
+    key = (patch.module, patch.target)
+    _installed[key] = _Installed(module, patch.target, wrapper, original, patch.rebind)
+    ours.add(id(wrapper))
+    if patch.rebind:
+        swaps[id(original)] = (original, wrapper)
+    code = getattr(getattr(original, "__func__", original), "__code__", None)
+    if code is not None and not patch.observer_only:  # an observer passes calls through: never a guard
+        _original_codes[id(code)] = f"{patch.module}.{patch.target}"  # kept alive by original
+    return True
+
+
+def _expand(module: ModuleType, patch: Patch) -> list[Patch]:
+    """The concrete patches of ``patch`` in ``module``: itself, or for a pattern
+    (``"Step*.prep"``) one per class of the module whose name matches and that has the method
+    (a method a class inherits from a matched class is patched there, once)."""
+    if not patch.is_pattern:
+        return [patch]
+    owner, _, method = patch.target.rpartition(".")
+    classes = [value for name, value in sorted(vars(module).items())
+               if isinstance(value, type) and fnmatch.fnmatchcase(name, owner) and name == value.__name__]
+    found: list[Patch] = []
+    for cls in classes:
+        defining = next((base for base in cls.__mro__ if method in vars(base)), None)
+        if defining is cls or (defining is not None and defining not in classes):
+            found.append(dataclasses.replace(patch, target=f"{cls.__name__}.{method}"))
+    return found
 
 
 def _check_version(layer_name: str) -> None:
@@ -207,35 +242,32 @@ def _wrapper(layer_name: str, patch: Patch) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         config = _state.config
-        if patch.serve is not None:
-            return _serve(config, layer_name, patch, wrapped, instance, args, kwargs)
         outer = active_call.get()
-        if config is None or outer is not None:  # off, or nested inside a patched call
+        if config is None or outer is not None or patch.observer_only:  # off, nested, or observer
             result = _safety.call_as_caller(wrapped, args, kwargs)
-            if outer is not None and patch.observe:
-                outer.observe(patch.target, instance, result)
+            if outer is not None and patch.observe is not False and config is not None \
+                    and config.layer_enabled(layer_name):
+                outer.observe(patch.target, instance, lambda: patch.record(instance, args, kwargs, result))
             return result
         call = Call(layer_name, patch.target, wrapped, instance, args, kwargs, config,
                     layers=discover_layers())
         token = active_call.set(call)  # the calls nested in it stay quiet, even when it logs nothing
         try:
-            return _run(call, None if _reached_unpatched() else patch.handler, wrapped, args, kwargs)
+            return _run(call, None if _inside_library() else patch.handler, wrapped, args, kwargs)
         finally:
             active_call.reset(token)
 
     return wrapper
 
 
-def _serve(config: AutologConfig | None, layer_name: str, patch: Patch, wrapped: Callable[..., Any],
-           instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """A patch that may answer the call itself: its answer, else the original (run once)."""
-    served = None
-    if config is not None and config.layer_enabled(layer_name) and patch.serve is not None:
-        try:
-            served = patch.serve(instance, args, kwargs)
-        except Exception:  # never the user's problem: the library answers instead
-            served = None
-    return _safety.call_as_caller(wrapped, args, kwargs) if served is None else served
+def _inside_library() -> bool:
+    """True when this outermost patched call was made by library code: by a library function
+    that was reached without its patch (:func:`_reached_unpatched`), or by any py-tidymodels
+    code on the stack (a step's ``prep``, a fitness function, a tuner's helper, a worker
+    thread of the library). Such a call belongs to the library call the user made: it logs no
+    run of its own, and the calls nested in it stay quiet."""
+    packages = _state.library_packages
+    return _reached_unpatched() or (bool(packages) and _safety.library_on_stack(packages))
 
 
 def _reached_unpatched() -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import sys
 import threading
 import types
@@ -40,10 +41,29 @@ def warn(message: str, stacklevel: int = 2) -> None:
 def quiet() -> Iterator[None]:
     """Around tidymlflow's own logging work (never around the user's call): third-party warnings
     it triggers (MLflow's schema hints, numpy on odd data, scipy's small-sample notes) do not
-    reach the user, and cannot become errors under ``-W error``."""
-    with warnings.catch_warnings():
+    reach the user, and cannot become errors under ``-W error``; and the global random
+    generators (Python's ``random``, numpy's legacy ``np.random``) are as they were afterwards,
+    whatever the library code tidymlflow reads through draws (a prophet fit's intervals, say),
+    so the user's next random number is the one it would be without tidymlflow."""
+    with warnings.catch_warnings(), _random_state_kept():
         warnings.simplefilter("ignore")
         yield
+
+
+@contextlib.contextmanager
+def _random_state_kept() -> Iterator[None]:
+    """Restore Python's and numpy's global random states on the way out. numpy is not
+    imported for this: a process that has not imported it has no numpy state to keep."""
+    numpy_random = sys.modules.get("numpy.random")
+    get_state = getattr(numpy_random, "get_state", None)
+    saved_numpy = get_state() if get_state is not None else None
+    saved_python = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(saved_python)
+        if saved_numpy is not None:
+            numpy_random.set_state(saved_numpy)  # type: ignore[union-attr]
 
 
 # -- the user's line as the warning location ------------------------------------------------------
@@ -136,3 +156,15 @@ def running_original(codes: dict[int, str]) -> str | None:
             return name
         frame = frame.f_back
     return None
+
+
+def library_on_stack(packages: frozenset[str]) -> bool:
+    """True when code of one of ``packages`` (top-level package names) is running in this
+    thread, below the current frame: the library called whoever is calling now."""
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if isinstance(name, str) and name.partition(".")[0] in packages:
+            return True
+        frame = frame.f_back
+    return False

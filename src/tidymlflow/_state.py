@@ -9,6 +9,10 @@ from tidymlflow._config import AutologConfig
 #: The active configuration; None until autolog() is called, or after autolog(disable=True).
 config: AutologConfig | None = None
 
+#: The top-level packages of every patched module (``py_parsnip``, ``py_recipes``...): code of
+#: these packages is the library's own. Set by autolog().
+library_packages: frozenset[str] = frozenset()
+
 
 def strict() -> bool:
     """Strict mode (``TIDYMLFLOW_STRICT=1``) re-raises logging errors instead of warning."""

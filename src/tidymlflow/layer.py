@@ -33,26 +33,56 @@ Handler = Callable[["Call"], Generator[None, Any, None]]
 Contributor = Callable[["Call", RunWriter, Any, Mapping[Any, RunWriter]], None]
 
 
+#: What an observer patch keeps of a nested call: ``observe(instance, args, kwargs, result)``
+#: returns the record (kept small: it lives until the outer call ends).
+Observer = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], Any]
+
+
 @dataclass(frozen=True)
 class Patch:
     """One patched callable: ``target`` (``"Class.method"`` or ``"function"``) in ``module``.
 
-    ``target`` is also the ``tidymlflow.call`` tag. ``handler`` None makes the patch a guard only:
-    the call owns logging, so nothing nested inside it logs. ``rebind`` re-points references to
-    a free function that other modules (or the user) imported by name before the patch.
-    ``observe`` records the result of this call when it runs nested inside another patched call
-    of the same thread (``Call.observed``; the first per instance), so the outer call can log
-    what it did. ``serve(instance, args, kwargs)`` answers the call itself while the layer is on
-    (a result tidymlflow already computed, e.g. a fit's tables), or returns None to run the
-    original; it logs nothing.
+    ``target`` is also the ``tidymlflow.call`` tag. Its class part may be a pattern
+    (``"Step*.prep"``, :mod:`fnmatch` syntax): every class of ``module`` whose name matches and
+    that has the method is patched, each under its own name (``StepLog.prep``).
+
+    What the patch does with a call:
+
+    * ``handler`` set: an outermost call is logged by it; the calls nested inside stay quiet.
+    * no ``handler`` and no ``observe``: a guard: the call owns logging, so nothing nested
+      inside it logs (and it logs nothing itself).
+    * ``observe`` set: the result of this call is recorded when it runs nested inside a logged
+      call of the same thread (``Call.observed``; the first per instance), so the outer call
+      can log what the library did without doing it again. ``True`` keeps the result itself; an
+      :data:`Observer` keeps what it returns. Without a ``handler``, an observer patch is inert
+      outside a logged call (no guard, nothing recorded).
+
+    ``rebind`` re-points references to a free function that other modules (or the user)
+    imported by name before the patch. tidymlflow never answers a call itself: the original
+    always runs, once, and its result is returned unchanged.
     """
 
     module: str
     target: str
     handler: Handler | None = None
     rebind: bool = False
-    observe: bool = False
-    serve: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any] | None = None
+    observe: bool | Observer = False
+
+    @property
+    def is_pattern(self) -> bool:
+        """True when the class part of ``target`` is a pattern matching several classes."""
+        return any(ch in self.target for ch in "*?[")
+
+    @property
+    def observer_only(self) -> bool:
+        """Records nested calls and does nothing else (no run, no guard)."""
+        return self.handler is None and self.observe is not False
+
+    def record(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
+        """What ``Call.observed`` keeps of one nested call."""
+        if callable(self.observe):
+            return self.observe(instance, args, kwargs, result)
+        return result
 
 
 @dataclass(frozen=True)
@@ -66,6 +96,10 @@ class Layer:
     patches: tuple[Patch, ...]
     contribute: Contributor | None = None
     supported: str = ">=0.1.0,<0.2"
+
+
+#: The most nested calls one call records (see :meth:`Call.observe`).
+MAX_OBSERVED = 512
 
 
 class WriterError(TidyMLflowError):
@@ -176,13 +210,19 @@ class Call:
             self._stage = None
         self._runs.clear()
 
-    def observe(self, name: str, instance: Any, result: Any) -> None:
-        """Record a nested call's result: the first per (call, instance) only, so that per-fold
-        calls inside a long tuning run do not keep their results alive."""
+    def observe(self, name: str, instance: Any, record: Callable[[], Any]) -> None:
+        """Record a nested call (``record()`` makes what is kept): the first per (call,
+        instance) only, and at most :data:`MAX_OBSERVED` per call, so that per-fold calls inside
+        a long tuning run do not keep their results alive."""
         key = (name, id(instance))
-        if key not in self._observed_keys:
-            self._observed_keys.add(key)
-            self.observed.append((name, instance, result))
+        if key in self._observed_keys or len(self.observed) >= MAX_OBSERVED:
+            return
+        self._observed_keys.add(key)
+        try:
+            kept = record()
+        except Exception:  # a reader that cannot read this object: nothing is kept of it
+            return
+        self.observed.append((name, instance, kept))
 
     def contribute(self, writer: RunWriter, result: Any,
                    children: Mapping[Any, RunWriter] | None = None) -> None:

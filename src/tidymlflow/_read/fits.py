@@ -59,9 +59,10 @@ def _state(fit: Any) -> tuple[Any, ...] | None:
 
 
 class OutputsCache:
-    """The three tables of each live fit in its current state: tidymlflow computes them once,
-    and the user's own ``extract_outputs()`` gets them too while the fit is unchanged. An entry
-    goes with its fit, and is replaced when ``evaluate()`` changes the fit."""
+    """The three tables of each live fit in its current state, for tidymlflow's own reads (a
+    layer and the one that contributes to its run read them once). Never an answer to the
+    user's ``extract_outputs()``: the library computes that, every time. An entry goes with its
+    fit, and is replaced when ``evaluate()`` changes the fit."""
 
     def __init__(self) -> None:
         self._map: WeakIdMap[tuple[tuple[Any, ...], tuple[Any, ...]]] = WeakIdMap()
@@ -77,13 +78,6 @@ class OutputsCache:
 
 
 cache = OutputsCache()
-
-
-def serve_outputs(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """The user's ``extract_outputs()`` of a fit tidymlflow read in this state: copies of the
-    same tables, without computing them again; None (the library's own runs) otherwise."""
-    hit = cache.get(instance) if not args and not kwargs else None
-    return None if hit is None else tuple(frame.copy() for frame in hit)
 
 
 @dataclass(frozen=True)
@@ -164,20 +158,27 @@ def inner_model_fit(fit: Any) -> Any:
 
 def intervals(fit: Any, test_data: Any) -> pd.DataFrame | None:
     """Prediction intervals on the test rows (``predict(type="conf_int")``) when the engine
-    gives them; None otherwise. The fit is not changed."""
-    if test_data is None or not hasattr(test_data, "columns"):
+    gives them; None otherwise. Asked of the model fit itself, on the rows its ``evaluate``
+    stored (for a workflow: already baked by the library), so no recipe step (and no code of the
+    user's) runs again; the fit is not changed."""
+    model_fit = inner_model_fit(fit) or fit
+    stored = getattr(model_fit, "evaluation_data", None)
+    rows = stored.get("test_data") if isinstance(stored, dict) else None
+    if rows is None or not hasattr(rows, "columns"):
         return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pred = fit.predict(test_data, type="conf_int")
+            pred = model_fit.predict(rows, type="conf_int")
     except Exception:  # most engines support only type="numeric"
         return None
     if not {".pred_lower", ".pred_upper"}.issubset(getattr(pred, "columns", ())):
         return None
     pred = pred.reset_index(drop=True)
-    if "date" in test_data.columns and "date" not in pred.columns:
-        pred["date"] = test_data["date"].to_numpy()[: len(pred)]
+    dates = next((frame["date"] for frame in (rows, test_data)
+                  if hasattr(frame, "columns") and "date" in frame.columns and len(frame) == len(pred)), None)
+    if dates is not None and "date" not in pred.columns:
+        pred["date"] = dates.to_numpy()
     return pred
 
 

@@ -5,7 +5,7 @@ the step dataclasses; pure readers, no MLflow."""
 from __future__ import annotations
 
 import dataclasses
-import warnings
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,7 +14,7 @@ from typing import Any
 from tidymlflow._read import common
 
 _RESOLVED = ("columns", "original_columns")  # where prepared steps keep their resolved columns
-_SAMPLE_ROWS = 256  # rows replayed through the prepared steps to trace columns
+_SAMPLE_ROWS = 256  # first rows kept of what a step baked (the feature-correlation plot)
 _MAX_ROWS = 100_000  # learned-state rows per step
 _INLINE = 20  # arrays / lists / dicts up to this size are written out in steps.json
 
@@ -24,10 +24,11 @@ _BUILDERS: dict[type, dict[str, str]] = {}
 
 
 def step_name(step: Any, recipe: Any = None) -> str:
-    """The builder name of a step (``StepImputeMean`` -> ``step_impute_mean``)."""
+    """The builder name of a step (``StepImputeMean`` -> ``step_impute_mean``), looked up on
+    ``recipe`` (a Recipe or its class) when given."""
     name = type(step).__name__
     if recipe is not None:
-        cls = type(recipe)
+        cls = recipe if isinstance(recipe, type) else type(recipe)
         if cls not in _BUILDERS:
             _BUILDERS[cls] = {n.replace("_", ""): n for n in dir(cls) if n.startswith("step_")}
         found = _BUILDERS[cls].get(name.lower())
@@ -66,9 +67,20 @@ def recipe_params(recipe: Any) -> dict[str, str]:
     names = [step_name(s, recipe) for s in recipe.steps]
     params = {"recipe.steps": ",".join(names)}
     for i, (name, step) in enumerate(zip(names, recipe.steps)):
-        for key, value in settings(step).items():
-            params[f"recipe.{i}.{name}.{key}"] = common.param_text(value)
+        params.update(step_params(i, name, step))
     return params
+
+
+def step_params(index: int, name: str, step: Any) -> dict[str, str]:
+    """``recipe.<index>.<name>.<field>`` for every setting of one step."""
+    return {f"recipe.{index}.{name}.{key}": common.param_text(value) for key, value in settings(step).items()}
+
+
+def recipe_class() -> Any:
+    """The library's ``Recipe`` class when ``py_recipes.recipe`` is imported (its builder
+    names name the steps), else None. Never imports it."""
+    module = sys.modules.get("py_recipes.recipe")
+    return getattr(module, "Recipe", None)
 
 
 # -- learned state: summary (steps.json) and tables (learned/<i>_<step>.parquet) ---------------
@@ -207,37 +219,47 @@ def explained_variance(state: dict[str, Any]) -> list[float] | None:
 
 
 # -- feature lineage ----------------------------------------------------------------------------
-def lineage(prepared: Any) -> tuple[list[dict[str, Any]], Any, Any] | None:
-    """Columns before and after each step, traced by baking a sample of the training frame;
-    with the sample before and after the whole recipe."""
-    template = getattr(prepared, "template", None)
-    if template is None or not hasattr(template, "columns"):
+@dataclass(frozen=True)
+class Baked:
+    """What one ``bake`` the library ran saw: the columns in and out, and the first rows of
+    each (the input of the feature-correlation plot). Read from the call's own arguments and
+    result; nothing is baked again."""
+
+    before: list[str]
+    after: list[str]
+    sample_before: Any
+    sample_after: Any
+
+
+def baked(data: Any, result: Any) -> Baked | None:
+    """The :class:`Baked` record of ``bake(data) -> result`` (None for anything not a frame)."""
+    if not hasattr(data, "columns") or not hasattr(result, "columns"):
         return None
-    for sample in (template.head(_SAMPLE_ROWS), template):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return _replay(prepared, sample)
-        except Exception:
-            if len(sample) == len(template):
-                return None
-    return None
+    return Baked([str(c) for c in data.columns], [str(c) for c in result.columns],
+                 data.head(_SAMPLE_ROWS).copy(), result.head(_SAMPLE_ROWS).copy())
 
 
-def _replay(prepared: Any, data: Any) -> tuple[list[dict[str, Any]], Any, Any]:
-    """(the trace, the sample before, the sample after the recipe)."""
-    trace, recipe, sample = [], getattr(prepared, "recipe", None), data
-    for i, step in enumerate(prepared.prepared_steps):
-        before = [str(c) for c in data.columns]
-        data = step.bake(data)
-        after = [str(c) for c in data.columns]
-        spec = recipe.steps[i] if recipe is not None else step
+def lineage(prepared: Any, seen: Mapping[int, Baked]) -> tuple[list[dict[str, Any]], Any, Any] | None:
+    """Columns before and after each step, from the bakes the library itself ran while
+    preparing (``seen``: id of a prepared step -> its first bake); with the first rows before
+    and after the whole recipe. None when a step's bake was not seen (the recipe was prepared
+    in another process, or before ``autolog()``)."""
+    trace: list[dict[str, Any]] = []
+    records: list[Baked] = []
+    recipe = getattr(prepared, "recipe", None)
+    for i, step in enumerate(getattr(prepared, "prepared_steps", ())):
+        record = seen.get(id(step))
+        if record is None:
+            return None
+        spec = recipe.steps[i] if recipe is not None and i < len(recipe.steps) else step
+        before, after = record.before, record.after
         trace.append({"index": i, "step": step_name(spec, recipe), "before": before, "after": after,
                       "added": [c for c in after if c not in set(before)],
                       "removed": [c for c in before if c not in set(after)]})
-    return trace, sample, data
-
-
+        records.append(record)
+    if not records:
+        return None
+    return trace, records[0].sample_before, records[-1].sample_after
 
 
 def is_prepared(obj: Any) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tidymlflow._log import fits
-from tidymlflow._read.fits import FitInfo, serve_outputs
+from tidymlflow._read.fits import FitInfo
 from tidymlflow.layer import Call, Layer, Patch
 
 MODULE = "py_parsnip.model_spec"
@@ -27,6 +27,4 @@ layer = Layer("parsnip", (
     Patch(MODULE, "ModelSpec.fit_global", fits.fit_handler(_known, grouped=True)),
     Patch(MODULE, "ModelFit.evaluate", fits.evaluate),
     Patch(MODULE, "NestedModelFit.evaluate", fits.evaluate),
-    Patch(MODULE, "ModelFit.extract_outputs", serve=serve_outputs),
-    Patch(MODULE, "NestedModelFit.extract_outputs", serve=serve_outputs),
 ))

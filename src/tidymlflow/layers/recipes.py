@@ -1,8 +1,11 @@
 """recipes layer: every prepared recipe's step settings, learned state and feature lineage.
 
-A ``Recipe.prep`` the user calls gets its own run ``recipe``. A prep inside a workflow fit is
-logged into that fit's run(s) from the returned fit (see ``contribute``), so it works the same
-with ``n_jobs > 1``. What a recipe holds is read by ``tidymlflow._read.recipes``.
+A ``Recipe.prep`` the user calls gets its own run ``recipe``, and so does a step's ``prep`` the
+user calls directly (``StepSelectGeneticAlgorithm(...).prep(data)``): the fits the step makes
+inside are part of it. A prep inside a workflow fit is logged into that fit's run(s) from the
+returned fit (see ``contribute``), so it works the same with ``n_jobs > 1``. Feature lineage is
+read from the bakes the library itself runs while preparing (every step's ``bake`` is observed,
+never called by tidymlflow). What a recipe holds is read by ``tidymlflow._read.recipes``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from tidymlflow._writer import RunWriter
 from tidymlflow.layer import Call, Layer, Patch
 
 MODULE = "py_recipes.recipe"
+#: Where the step classes live: the package re-exports nearly all; the others are read from
+#: the modules that define them (a class found twice is patched once).
+STEPS = ("py_recipes.steps", "py_recipes.steps.categorical_extended", "py_recipes.steps.discretization",
+         "py_recipes.steps.impute", "py_recipes.steps.transformations")
 PREP_CALL = "Recipe.prep"
 
 
@@ -25,7 +32,21 @@ def log_recipe(call: Call, writer: RunWriter, recipe: Any, prepared: Any = None,
     """Params, steps.json and, when prepared, learned tables, lineage, PCA metrics and (with
     ``plots``) the scree and correlation plots."""
     writer.log_params(rr.recipe_params(recipe))
-    steps = rr.steps(recipe, prepared)
+    _log_steps(call, writer, rr.steps(recipe, prepared), plots)
+    if prepared is None:
+        return
+    traced = rr.lineage(prepared, _seen_bakes(call))
+    if traced is not None:
+        trace, before, after = traced
+        writer.log_dict({"input": trace[0]["before"] if trace else [],
+                         "output": trace[-1]["after"] if trace else [], "steps": trace},
+                        "recipe/features.json")
+        if plots:
+            log_plot(call, writer, "feature_correlation", before, after)
+
+
+def _log_steps(call: Call, writer: RunWriter, steps: list[rr.StepState], plots: bool) -> None:
+    """steps.json, each step's learned table and PCA metrics, and the scree plot."""
     scree: dict[str, list[float]] = {}
     for step in steps:
         state = step.state
@@ -34,18 +55,19 @@ def log_recipe(call: Call, writer: RunWriter, recipe: Any, prepared: Any = None,
             if ratios:
                 scree[f"step {step.index} ({step.name})"] = ratios
     writer.log_dict([step.summary() for step in steps], "recipe/steps.json")
-    if prepared is None:
-        return
-    traced = rr.lineage(prepared)
-    if traced is not None:
-        trace, before, after = traced
-        writer.log_dict({"input": trace[0]["before"] if trace else [],
-                         "output": trace[-1]["after"] if trace else [], "steps": trace},
-                        "recipe/features.json")
-        if plots:
-            log_plot(call, writer, "feature_correlation", before, after)
     if plots and scree:
         log_plot(call, writer, "pca_scree", scree)
+
+
+def _seen_bakes(call: Call) -> dict[int, rr.Baked]:
+    """id of a prepared step -> the first bake of it the library ran inside this call."""
+    return {id(instance): record for _, instance, record in call.observed if isinstance(record, rr.Baked)}
+
+
+def _observe_bake(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
+    """What a step's ``bake`` inside a logged call saw (see :func:`rr.baked`)."""
+    data = args[0] if args else next(iter(kwargs.values()), None)
+    return rr.baked(data, result)
 
 
 def _log_state(writer: RunWriter, i: int, name: str, state: dict[str, Any]) -> list[float] | None:
@@ -73,6 +95,17 @@ def _prep(call: Call) -> Generator[None, Any, None]:
     log_recipe(call, writer, prepared.recipe, prepared)
     if call.config.log_models:
         _log_model(writer, prepared)
+
+
+def _step_prep(call: Call) -> Generator[None, Any, None]:
+    """A step's prep the user called directly: one run named after the step's builder
+    (``step_select_genetic_algorithm``), logged as a recipe of that one step."""
+    step = call.instance
+    name = rr.step_name(step, rr.recipe_class())
+    writer = call.start_run(name)
+    writer.log_params({"recipe.steps": name, **rr.step_params(0, name, step)})
+    prepared = yield
+    _log_steps(call, writer, [rr.StepState(0, name, step, prepared)], plots=True)
 
 
 def contribute(call: Call, writer: RunWriter, result: Any, children: Mapping[Any, RunWriter]) -> None:
@@ -108,5 +141,8 @@ def _global_prep(call: Call, result: Any, recipe: Any, per_group: Mapping[Any, A
     return None
 
 
-layer = Layer("recipes", (Patch(MODULE, PREP_CALL, _prep, observe=True),),
-              contribute=contribute)
+layer = Layer("recipes", (
+    Patch(MODULE, PREP_CALL, _prep, observe=True),
+    *(Patch(module, "Step*.prep", _step_prep) for module in STEPS),
+    *(Patch(module, "*Step*.bake", observe=_observe_bake) for module in STEPS),
+), contribute=contribute)

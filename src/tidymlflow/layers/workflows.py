@@ -1,12 +1,11 @@
-"""workflows layer: ``Workflow.fit`` / ``fit_nested`` / ``fit_global``, the fits' ``evaluate``, and
-their ``extract_outputs`` served from what tidymlflow already computed."""
+"""workflows layer: ``Workflow.fit`` / ``fit_nested`` / ``fit_global`` and the fits' ``evaluate``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tidymlflow._log import fits
-from tidymlflow._read.fits import FitInfo, describe_workflow, serve_outputs
+from tidymlflow._read.fits import FitInfo, describe_workflow
 from tidymlflow.layer import Call, Layer, Patch
 
 MODULE = "py_workflows.workflow"
@@ -30,6 +29,4 @@ layer = Layer("workflows", (
     Patch(MODULE, "Workflow.fit_global", fits.fit_handler(_known, grouped=True)),
     Patch(MODULE, "WorkflowFit.evaluate", fits.evaluate),
     Patch(MODULE, "NestedWorkflowFit.evaluate", fits.evaluate),
-    Patch(MODULE, "WorkflowFit.extract_outputs", serve=serve_outputs),
-    Patch(MODULE, "NestedWorkflowFit.extract_outputs", serve=serve_outputs),
 ))

@@ -1,218 +1,16 @@
-"""Stand-in Recipe / PreparedRecipe with four steps and their prepared counterparts."""
+"""Stand-in Recipe / PreparedRecipe. The builders import their step classes from the step
+modules inside the method, as the real library's do; ``prep`` preps each step on the frame the
+previous one baked, and bakes it, as the real ``Recipe.prep`` does."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 import pandas as pd
 
 Columns = Union[None, List[str], Callable]
-
-
-def _resolve(columns: Columns, data: pd.DataFrame, default: Callable) -> List[str]:
-    if columns is None:
-        return default(data)
-    if callable(columns):
-        return list(columns(data))
-    return [columns] if isinstance(columns, str) else list(columns)
-
-
-def _numeric(df):
-    return [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-
-
-@dataclass
-class StepNormalize:
-    columns: Columns = None
-    method: str = "zscore"
-
-    def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedStepNormalize":
-        from sklearn.preprocessing import MinMaxScaler, StandardScaler
-
-        cols = _resolve(self.columns, data, _numeric)
-        scaler = (StandardScaler() if self.method == "zscore" else MinMaxScaler()).fit(data[cols])
-        return PreparedStepNormalize(cols, scaler, self.method)
-
-
-@dataclass
-class PreparedStepNormalize:
-    columns: List[str]
-    scaler: Any
-    method: str
-
-    def bake(self, data: pd.DataFrame) -> pd.DataFrame:
-        out = data.copy()
-        if self.columns:
-            out[self.columns] = self.scaler.transform(data[self.columns])
-        return out
-
-
-@dataclass
-class StepDummy:
-    columns: Columns = None
-    one_hot: bool = True
-
-    def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedStepDummy":
-        from sklearn.preprocessing import OneHotEncoder
-
-        cols = _resolve(self.columns, data, lambda d: [])
-        enc = OneHotEncoder(sparse_output=False, handle_unknown="ignore").fit(data[cols].astype(str))
-        names = [f"{c}_{lev}" for c, levs in zip(cols, enc.categories_) for lev in levs]
-        return PreparedStepDummy(cols, enc, self.one_hot, names)
-
-
-@dataclass
-class PreparedStepDummy:
-    columns: List[str]
-    encoder: Any
-    one_hot: bool
-    feature_names: List[str]
-
-    def bake(self, data: pd.DataFrame) -> pd.DataFrame:
-        enc = pd.DataFrame(self.encoder.transform(data[self.columns].astype(str)),
-                           columns=self.feature_names, index=data.index)
-        return pd.concat([data.drop(columns=self.columns), enc], axis=1)
-
-
-@dataclass
-class StepPCA:
-    columns: Columns = None
-    num_comp: Optional[int] = None
-    threshold: Optional[float] = None
-
-    def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedStepPCA":
-        from sklearn.decomposition import PCA
-
-        cols = _resolve(self.columns, data, _numeric)
-        n = self.num_comp or min(5, len(cols))
-        return PreparedStepPCA(cols, PCA(n_components=n).fit(data[cols]), n)
-
-
-@dataclass
-class PreparedStepPCA:
-    columns: List[str]
-    pca: Any
-    num_comp: int
-
-    def bake(self, data: pd.DataFrame) -> pd.DataFrame:
-        comps = self.pca.transform(data[self.columns])
-        pcs = pd.DataFrame(comps, columns=[f"PC{i + 1}" for i in range(comps.shape[1])],
-                           index=data.index)
-        return pd.concat([data.drop(columns=self.columns), pcs], axis=1)
-
-
-@dataclass
-class StepImputeMean:
-    columns: Columns = None
-
-    def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedStepImputeMean":
-        cols = _resolve(self.columns, data, _numeric)
-        return PreparedStepImputeMean(cols, {c: float(data[c].mean()) for c in cols})
-
-
-@dataclass
-class PreparedStepImputeMean:
-    columns: List[str]
-    means: Dict[str, float]
-
-    def bake(self, data: pd.DataFrame) -> pd.DataFrame:
-        return data.fillna(self.means)
-
-
-@dataclass
-class StepLog:
-    """A step kept without special handling in tidymlflow (generic logging path)."""
-
-    columns: Columns = None
-    base: float = float(np.e)
-    offset: float = 0.0
-    signed: bool = False
-
-    def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedStepLog":
-        cols = _resolve(self.columns, data, _numeric)
-        return PreparedStepLog(cols, self.base, self.offset, self.signed, True)
-
-
-@dataclass
-class PreparedStepLog:
-    columns: List[str]
-    base: float
-    offset: float
-    signed: bool
-    inplace: bool
-
-    def bake(self, data: pd.DataFrame) -> pd.DataFrame:
-        out = data.copy()
-        out[self.columns] = np.log(data[self.columns] + self.offset) / np.log(self.base)
-        return out
-
-
-@dataclass
-class StepZv:
-    columns: Optional[List[str]] = None
-
-    def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedStepZv":
-        cols = _numeric(data) if self.columns is None else [c for c in self.columns if c in data]
-        return PreparedStepZv([c for c in cols if data[c].nunique() <= 1])
-
-
-@dataclass
-class PreparedStepZv:
-    columns_to_remove: List[str]
-
-    def bake(self, data: pd.DataFrame) -> pd.DataFrame:
-        return data.drop(columns=[c for c in self.columns_to_remove if c in data.columns])
-
-
-@dataclass
-class StepSelectVarianceThreshold:
-    """Supervised-style selector: prep returns a prepared copy with private learned fields."""
-
-    threshold: float = 0.0
-    columns: Columns = None
-    skip: bool = False
-    id: Optional[str] = None
-    _selected_features: List[str] = field(default_factory=list, init=False, repr=False)
-    _variances: dict = field(default_factory=dict, init=False, repr=False)
-    _is_prepared: bool = field(default=False, init=False, repr=False)
-
-    def prep(self, data: pd.DataFrame, training: bool = True):
-        cols = _resolve(self.columns, data, _numeric)
-        prepared = replace(self)
-        prepared._variances = {c: float(data[c].var()) for c in cols}
-        prepared._selected_features = [c for c in cols if prepared._variances[c] > self.threshold]
-        prepared._is_prepared = True
-        return prepared
-
-    def bake(self, data: pd.DataFrame, training: bool = False) -> pd.DataFrame:
-        dropped = [c for c in self._variances if c not in self._selected_features]
-        return data.drop(columns=[c for c in dropped if c in data.columns])
-
-
-@dataclass
-class StepLag:
-    """A step whose prepared form carries its settings over unchanged."""
-
-    columns: List[str] = field(default_factory=list)
-    lags: List[int] = field(default_factory=lambda: [1])
-
-    def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedStepLag":
-        return PreparedStepLag(list(self.columns), list(self.lags))
-
-
-@dataclass
-class PreparedStepLag:
-    columns: List[str]
-    lags: List[int]
-
-    def bake(self, data: pd.DataFrame) -> pd.DataFrame:
-        out = data.copy()
-        for c in self.columns:
-            for k in self.lags:
-                out[f"{c}_lag_{k}"] = data[c].shift(k)
-        return out
 
 
 @dataclass
@@ -226,31 +24,54 @@ class Recipe:
         return self
 
     def step_normalize(self, columns: Columns = None, method: str = "zscore") -> "Recipe":
+        from py_recipes.steps.basic import StepNormalize
         return self.add_step(StepNormalize(columns, method))
 
     def step_dummy(self, columns: Columns, one_hot: bool = True) -> "Recipe":
+        from py_recipes.steps.basic import StepDummy
         return self.add_step(StepDummy(columns, one_hot))
 
     def step_pca(self, columns: Columns = None, num_comp: Optional[int] = None,
                  threshold: Optional[float] = None) -> "Recipe":
+        from py_recipes.steps.basic import StepPCA
         return self.add_step(StepPCA(columns, num_comp, threshold))
 
     def step_impute_mean(self, columns: Columns = None) -> "Recipe":
+        from py_recipes.steps.basic import StepImputeMean
         return self.add_step(StepImputeMean(columns))
 
     def step_log(self, columns: Columns = None, base: float = float(np.e), offset: float = 0.0,
                  signed: bool = False) -> "Recipe":
+        from py_recipes.steps.basic import StepLog
         return self.add_step(StepLog(columns, base, offset, signed))
 
     def step_zv(self, columns: Optional[List[str]] = None) -> "Recipe":
+        from py_recipes.steps.basic import StepZv
         return self.add_step(StepZv(columns))
 
     def step_select_variance_threshold(self, threshold: float = 0.0, columns: Columns = None,
                                        skip: bool = False, id: Optional[str] = None) -> "Recipe":
+        from py_recipes.steps.basic import StepSelectVarianceThreshold
         return self.add_step(StepSelectVarianceThreshold(threshold, columns, skip, id))
 
     def step_lag(self, columns: List[str], lags: Optional[List[int]] = None) -> "Recipe":
+        from py_recipes.steps.basic import StepLag
         return self.add_step(StepLag(list(columns), list(lags or [1])))
+
+    def step_mutate(self, transformations: Dict[str, Callable]) -> "Recipe":
+        from py_recipes.steps.mutate import StepMutate
+        return self.add_step(StepMutate(transformations))
+
+    def step_select_genetic_algorithm(self, outcome: str, model: Any, columns: Columns = None,
+                                      metric: str = "rmse", maximize: bool = False,
+                                      population_size: int = 50, generations: int = 100,
+                                      cv_folds: int = 5, random_state: Optional[int] = None,
+                                      **kwargs) -> "Recipe":
+        from py_recipes.steps.genetic_selection import StepSelectGeneticAlgorithm
+        return self.add_step(StepSelectGeneticAlgorithm(
+            outcome=outcome, model=model, columns=columns, metric=metric, maximize=maximize,
+            population_size=population_size, generations=generations, cv_folds=cv_folds,
+            random_state=random_state, **kwargs))
 
     def prep(self, data: pd.DataFrame, training: bool = True) -> "PreparedRecipe":
         current, prepared = data.copy(), []
