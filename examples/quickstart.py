@@ -17,6 +17,10 @@ os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///mlruns.db")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 if importlib.util.find_spec("py_workflows") is None:  # no py-tidymodels: use the test stand-in
+    missing = [m for m in ("patsy", "statsmodels") if importlib.util.find_spec(m) is None]
+    if missing:  # the stand-in molds and diagnoses as the library does, with these
+        sys.exit(f"quickstart: without py-tidymodels it runs on the test stand-in, which needs "
+                 f"{' and '.join(missing)}: python -m pip install -e '.[quickstart]'")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "standin"))
     print("py-tidymodels is not installed: using the stand-in from tests/standin")
 

@@ -96,6 +96,13 @@ def store(tracking_uri, tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _own_working_folder(tmp_path, monkeypatch):
+    """Every test runs in a folder of its own: what the checkout's working folder holds (a
+    ./mlruns someone made) cannot change a test, and nothing a test writes lands there."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
 def _autolog_off():
     """After each test: autolog off, and everything it logged written; what the writer reported
     and the test did not read is raised here (strict), never carried into the next test."""

@@ -412,7 +412,8 @@ def test_save_refuses_other_objects_full_folders_and_short_examples(data, split,
 # -- 5. registry and serving ----------------------------------------------------------------------------
 
 
-def test_registered_champion_predicts_like_the_fit(store, data, split):
+def test_registered_champion_predicts_like_the_fit(store, data, split, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # what the working folder held before is not this test's
     frames = _frames(data, split)
     fit, test, _ = _case("formula_terms", frames)
     name = f"tidymlflow-m-{uuid.uuid4().hex[:8]}"
@@ -426,7 +427,7 @@ def test_registered_champion_predicts_like_the_fit(store, data, split):
     back = models.load_model(f"models:/{name}@champion")
     assert type(back) is type(fit)
     pd.testing.assert_frame_equal(back.predict(test), fit.predict(test), check_exact=True)
-    assert not Path("mlruns").exists()
+    assert not (tmp_path / "mlruns").exists()  # nothing went to MLflow's default local store
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:

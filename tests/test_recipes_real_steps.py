@@ -1,5 +1,6 @@
 """Every step builder of the real py-tidymodels that preps on a plain frame is logged without a
-logging error, and preps and bakes exactly as without autolog (global random draws included). The stand-in has a handful of steps, so this breadth check needs the real library."""
+logging error, and preps and bakes exactly as without autolog (global random draws included).
+The stand-in has a handful of steps, so this breadth check needs the real library."""
 
 from __future__ import annotations
 

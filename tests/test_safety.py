@@ -9,6 +9,7 @@ import sys
 import textwrap
 import tracemalloc
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -325,3 +326,28 @@ def test_html_plots_escape_group_and_model_names():
     figure = plots.draw("parallel_coordinates", summary, ["penalty"], "rmse")
     html = figure.to_html(include_plotlyjs=False)
     assert evil not in html
+
+
+def _visible_frames(excinfo) -> list[str]:
+    """The traceback pytest shows for an exception: frames with ``__tracebackhide__`` left out
+    (IPython applies the same rule)."""
+    entries = excinfo.traceback.filter(excinfo)
+    return [f"{Path(str(e.path)).name}:{e.name}" for e in entries]
+
+
+def test_a_library_error_keeps_its_short_traceback(store, split):
+    """A py-tidymodels error raised through tidymlflow's wrapper shows the frames it shows without
+    tidymlflow: none of tidymlflow's, no line of the user's twice."""
+    from py_workflows import workflow
+
+    train, _ = split
+    wf = workflow().add_formula("y ~ no_such_column").add_model(__import__("py_parsnip").linear_reg())
+    with pytest.raises(Exception) as off:
+        wf.fit(train)
+    tidymlflow.autolog()
+    with pytest.raises(Exception) as on:
+        wf.fit(train)
+    assert type(on.value) is type(off.value) and str(on.value) == str(off.value)
+    shown_on, shown_off = _visible_frames(on), _visible_frames(off)
+    assert not [f for f in shown_on if f.startswith(("_engine.py", "_safety.py"))], shown_on
+    assert shown_on == shown_off

@@ -241,6 +241,7 @@ def _rebind(swaps: dict[int, tuple[Any, Any]]) -> None:
 def _wrapper(layer_name: str, patch: Patch) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
+        __tracebackhide__ = True  # noqa: F841 (pytest and IPython leave our frames out of tracebacks)
         config = _state.config
         outer = active_call.get()
         if config is None or outer is not None or patch.observer_only:  # off, nested, or observer
@@ -289,6 +290,7 @@ def _reached_unpatched() -> bool:
 def _run(call: Call, handler: Handler | None, wrapped: Callable[..., Any], args: tuple[Any, ...],
          kwargs: dict[str, Any]) -> Any:
     """Run the original exactly once; log around it without ever changing its outcome."""
+    __tracebackhide__ = True  # noqa: F841
     _report_writer()
     gen = _start(call, handler)
     with _safety.mlflow_autolog_paused(gen is not None):

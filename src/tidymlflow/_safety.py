@@ -80,7 +80,11 @@ def _caller() -> types.FrameType | None:
     return frame
 
 
-_TRAMPOLINE = compile("def call(wrapped, args, kwargs):\n    return wrapped(*args, **kwargs)\n",
+#: The frame that runs the original carries the caller's file and line, so the caller's line would
+#: show twice in a traceback: it is hidden where tools allow (``__tracebackhide__``: pytest,
+#: IPython), on the line of its ``return`` so that the line numbers stay the caller's.
+_TRAMPOLINE = compile("def call(wrapped, args, kwargs):\n"
+                      "    __tracebackhide__ = True; return wrapped(*args, **kwargs)  # noqa: E702\n",
                       "<tidymlflow>", "exec")
 _trampolines: dict[tuple[str, int, str], types.CodeType] = {}
 _trampoline_lock = threading.Lock()
@@ -104,6 +108,7 @@ def call_as_caller(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: d
     module, so that a warning the library raises with ``stacklevel=2`` points at the user's line
     (and uses the user's module for filters and the once-per-location registry), as it does
     without tidymlflow. Deeper stack levels still see tidymlflow's frames (README, Safety)."""
+    __tracebackhide__ = True  # noqa: F841 (read by pytest and IPython from the frame's locals)
     frame = _caller()
     if frame is None:
         return wrapped(*args, **kwargs)
