@@ -478,3 +478,93 @@ def test_mlflow_models_serve_answers_like_the_fit(store, data, split, tmp_path, 
                                                                     index=False))
         status, body = _post(f"{url}/invocations", {"dataframe_split": unseen})
         assert status == 400 and "['E']" in body.get("message", ""), body
+
+
+# -- 6. frames with columns the formula does not use ---------------------------------------------------
+
+WIDE_CASES = ["linear_reg_sklearn", "recipe", "rand_forest", "prophet_reg", "nested_workflow"]
+
+
+def _wide(frames):
+    """The same frames with a text column no formula uses (and the date column they all have, which
+    only prophet uses): the library's forge still requires every text column it saw at fit time
+    (py_hardhat's factor levels). A second date column the library refuses at fit time."""
+    def widen(frame):
+        out = frame.copy()
+        out["region"] = np.where(np.arange(len(out)) % 2 == 0, "east", "west")
+        return out
+
+    return {name: widen(frame) for name, frame in frames.items()}
+
+
+@pytest.fixture(scope="module")
+def wide(data, split, tmp_path_factory):
+    """Each kind of fit on frames with extra text and date columns, saved, loaded and predicted
+    on in a fresh interpreter."""
+    root = tmp_path_factory.mktemp("wide")
+    frames = _wide(_frames(data, split))
+    manifest, expected, fits = {}, {}, {}
+    for name in WIDE_CASES:
+        if _skip_reason(name):
+            continue
+        fit, test, _ = _case(name, frames)
+        models.save_model(fit, root / name)
+        test.to_pickle(root / f"{name}.test.pkl")
+        expected[name] = _quiet_predict(fit, test)
+        manifest[name] = False
+        fits[name] = (fit, test)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root, expected, fits, _run_fresh(root)
+
+
+@pytest.mark.parametrize("name", WIDE_CASES)
+def test_fits_on_wide_frames_load_and_predict_in_a_fresh_interpreter(wide, name):
+    reason = _skip_reason(name)
+    if reason:
+        pytest.skip(reason)
+    root, expected, fits, out = wide
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = pd.read_pickle(root / f"{name}.pyfunc.pkl")
+    pd.testing.assert_frame_equal(got, expected[name].reset_index(drop=True), check_exact=True)
+    inputs = _mlmodel(root / name).signature.inputs.input_names()
+    assert "region" in inputs or name == "prophet_reg", inputs  # the forge requires it
+    assert ("date" in inputs) == (name == "prophet_reg") and "y" not in inputs, inputs
+
+
+def test_a_wide_frames_model_names_the_column_a_frame_lacks(wide):
+    root, _, fits, _ = wide
+    _, test = fits["linear_reg_sklearn"]
+    model = mlflow.pyfunc.load_model(str(root / "linear_reg_sklearn"))
+    with pytest.raises(MlflowException, match="region"):
+        model.predict(test.drop(columns=["region"]))
+
+
+def test_conf_int_on_an_engine_without_intervals_names_the_engine(data, split, tmp_path):
+    fit, test, _ = _case("linear_reg_sklearn", _frames(data, split))
+    models.save_model(fit, tmp_path / "lm")
+    model = mlflow.pyfunc.load_model(str(tmp_path / "lm"))
+    with pytest.raises(Exception, match=r"linear_reg.*sklearn.*conf_int|conf_int.*linear_reg.*sklearn"):
+        model.predict(test, params={"type": "conf_int"})
+
+
+@pytest.mark.parametrize("name", WIDE_CASES)
+def test_mlflow_models_serve_answers_wide_frames_like_the_fit(wide, name, tmp_path):
+    reason = _skip_reason(name)
+    if reason:
+        pytest.skip(reason)
+    root, expected, _, _ = wide
+    test = pd.read_pickle(root / f"{name}.test.pkl")
+    port = free_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+    if not REAL:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(STANDIN), env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(root / name),
+           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with started(cmd, f"{url}/ping", tmp_path / "serve.log", env, cwd=tmp_path):
+        payload = json.loads(test.to_json(orient="split", date_format="iso", index=False))
+        status, body = _post(f"{url}/invocations", {"dataframe_split": payload})
+    assert status == 200, body
+    served = pd.DataFrame(body["predictions"])
+    np.testing.assert_allclose(served[".pred"], expected[name][".pred"].to_numpy(), rtol=0, atol=1e-9)

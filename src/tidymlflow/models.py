@@ -217,8 +217,21 @@ def _single_columns(fit: Any, cache: dict[tuple[str, ...], list[str]]) -> _Colum
             if col not in dtypes and prophet_df is not None and col in prophet_df.columns:
                 dtypes[col] = prophet_df[col].dtype
         return _Columns(_unique([date_col, *exog]), dtypes, date_col, outcome)
-    names = [c for c in _formula_columns(rhs, known) if c != outcome]
+    needed = set(_formula_columns(rhs, known)) | _base_columns(blueprint)
+    names = [c for c in known if c in needed and c != outcome]
+    names += [c for c in sorted(needed - set(known), key=str) if c != outcome]
     return _Columns(names, dtypes, None, outcome)
+
+
+def _base_columns(blueprint: Any) -> set[str]:
+    """The text columns of the training frame that the library's forge requires at predict time
+    whether the formula uses them or not (py_hardhat's ``factor_levels``; the outcome excepted)."""
+    levels = getattr(blueprint, "factor_levels", None)
+    roles = getattr(blueprint, "roles", None)
+    outcomes = roles.get("outcome", []) if isinstance(roles, Mapping) else []
+    if not isinstance(levels, Mapping):
+        return set()
+    return {str(c) for c in levels} - {str(o).split("[")[0] for o in outcomes}
 
 
 @dataclass

@@ -41,7 +41,7 @@ class Blueprint:
 
     formula: str
     roles: dict
-    levels: dict = field(default_factory=dict)
+    factor_levels: dict = field(default_factory=dict)
     columns: list = field(default_factory=list)
     ptypes: dict = field(default_factory=dict)
     design_info: Any = None
@@ -71,10 +71,10 @@ def mold(formula: str, data: pd.DataFrame) -> MoldedData:
         raise ValueError(f"Failed to parse formula '{formula}': {exc}") from exc
     X = _without_intercept(X_mat)
     terms = [_term(t) for t in rhs.split("+") if t.strip()]
+    # as py_hardhat: every text / categorical column of the frame, used by the formula or not
     levels = {c: sorted(data[c].astype(str).unique()) for c in data.columns
-              if c != lhs and (pd.api.types.is_object_dtype(data[c])
-                               or pd.api.types.is_string_dtype(data[c])
-                               or isinstance(data[c].dtype, pd.CategoricalDtype))}
+              if pd.api.types.is_object_dtype(data[c]) or pd.api.types.is_string_dtype(data[c])
+              or isinstance(data[c].dtype, pd.CategoricalDtype)}
     bp = Blueprint(formula, {"outcome": [lhs], "predictor": terms}, levels, list(X.columns),
                    {c: str(data[c].dtype) for c in data.columns}, X_mat.design_info)
     # an object-dtype outcome: patsy makes it categorical; the stand-in keeps its numbers and
@@ -88,7 +88,8 @@ def forge(new_data: pd.DataFrame, blueprint: Blueprint) -> MoldedData:
     """patsy.build_design_matrices with the stored DesignInfo, as py_hardhat.forge does."""
     import patsy
 
-    for col, levels in blueprint.levels.items():
+    _validate_columns(new_data, blueprint)
+    for col, levels in blueprint.factor_levels.items():
         if col in new_data.columns:
             new = set(new_data[col].astype(str).unique()) - set(levels)
             if new:
@@ -102,6 +103,23 @@ def forge(new_data: pd.DataFrame, blueprint: Blueprint) -> MoldedData:
     lhs = blueprint.roles["outcome"][0]
     y = new_data[[lhs]] if lhs in new_data.columns else None
     return MoldedData(_without_intercept(X)[blueprint.columns], y, blueprint)
+
+
+def _validate_columns(new_data: pd.DataFrame, blueprint: Blueprint) -> None:
+    """As py_hardhat's forge: every base column of the formula's right side, and every text
+    column the training frame had (its factor levels), must be in ``new_data``, whether the
+    formula uses it or not; the outcome need not be."""
+    import re
+
+    rhs = blueprint.formula.split("~", 1)[-1]
+    rhs = re.sub(r"[\"'].*?[\"']", "", rhs)
+    names = set(re.findall(r"\b([a-z_][a-z0-9_]*)\b", rhs, re.IGNORECASE)) - {"I", "C", "Q", "T", "np"}
+    outcome = {c.split("[")[0] for c in blueprint.roles.get("outcome", [])}
+    required = names | (set(blueprint.factor_levels) - outcome)
+    missing = required - set(new_data.columns)
+    if missing:
+        raise ValueError(f"Required base columns missing from new_data: {missing}. "
+                         f"Available columns: {list(new_data.columns)}")
 
 
 def _ols_table(X: np.ndarray, y: np.ndarray, coef: np.ndarray, names: list) -> pd.DataFrame:
