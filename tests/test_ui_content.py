@@ -51,7 +51,8 @@ def test_children_are_listed_best_first_under_the_default_sort(store, split):
         filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert [int(r.data.tags["rank"]) for r in newest_first] == [1, 2, 3]
     assert all(r.info.end_time == r.info.start_time for r in newest_first)  # no write-time duration
-    assert [r.info.run_name for r in newest_first][0].startswith("#1 linear_reg: y ~ ")
+    first = newest_first[0]
+    assert first.info.run_name.startswith(f"#1 {first.data.tags['wflow_id']}: linear_reg: y ~ ")
     note = parent.data.tags["mlflow.note.content"]
     assert "ranked by rmse (lower is better)" in note and "| rank | wflow_id |" in note
     best = parent.data.params["best_wflow_id"]

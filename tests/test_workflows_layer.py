@@ -213,3 +213,40 @@ def test_fits_inside_parallel_resampling_and_workflowsets_make_no_runs(store, sp
     ranked = ws.fit_resamples(folds).rank_results("rmse")
     assert len(ranked) == 4
     assert store.runs() == []
+
+
+def test_group_runs_are_best_first_with_rank_and_ranked_again_on_test(store, data):
+    """One ranking per parent: group runs carry ``rank`` by train rmse (the start-time order and
+    the parent's table agree), and after evaluate() the ranks and the table follow test rmse."""
+    import warnings
+
+    from py_parsnip import linear_reg
+    from py_workflows import workflow
+
+    flat = data.drop(columns=["date"])
+    train = flat.groupby("store").head(30).reset_index(drop=True)
+    test = flat.groupby("store").tail(10).reset_index(drop=True)
+    tidymlflow.autolog(log_plots=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # per_group_prep falls back for formulas
+        fit = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit_nested(train, group_col="store")
+    (parent,) = [r for r in store.runs() if "mlflow.parentRunId" not in r.data.tags]
+    newest_first = store.client.search_runs(
+        [store.experiment_id], order_by=["attributes.start_time DESC"],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    train_rmse = [r.data.metrics["train_rmse"] for r in newest_first]
+    assert train_rmse == sorted(train_rmse) and len(train_rmse) == 4
+    assert [int(r.data.tags["rank"]) for r in newest_first] == [1, 2, 3, 4]
+    note = parent.data.tags["mlflow.note.content"]
+    table = [line.split(" | ")[0].strip("| ") for line in note.splitlines() if line.startswith("| ")][1:]
+    assert table == [r.data.tags["group"] for r in newest_first]
+
+    fit.evaluate(test)
+    children = store.children(store.run(parent.info.run_name))
+    by_rank = sorted(children, key=lambda r: int(r.data.tags["rank"]))
+    test_rmse = [r.data.metrics["test_rmse"] for r in by_rank]
+    assert test_rmse == sorted(test_rmse)
+    note = store.run(parent.info.run_name).data.tags["mlflow.note.content"]
+    assert "best first by test_rmse" in note
+    table = [line.split(" | ")[0].strip("| ") for line in note.splitlines() if line.startswith("| ")][1:]
+    assert table == [r.data.tags["group"] for r in by_rank]

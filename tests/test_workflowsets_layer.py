@@ -59,7 +59,8 @@ def test_fit_resamples_parent_and_a_child_per_workflow(store, split):
     for child in children:
         wid = child.data.tags["wflow_id"]
         tags = child.data.tags
-        assert child.info.run_name == f"#{tags['rank']} {ws[wid].spec.model_type}: {ws[wid].preprocessor}"
+        assert child.info.run_name.startswith(f"#{tags['rank']} {wid}: {ws[wid].spec.model_type}")
+        assert child.info.run_name.endswith(f": {ws[wid].preprocessor}")
         assert tags["model_type"] == ws[wid].spec.model_type
         assert tags["preprocessor"] == "formula"
         assert child.data.params["formula"] == ws[wid].preprocessor
@@ -173,6 +174,17 @@ def test_fit_nested_tree_and_evaluate(store, data):
         expected = by_group.loc[(g.data.tags["wflow_id"], g.data.tags["group"], "rmse"), "value"]
         assert g.data.metrics["test_rmse"] == pytest.approx(float(expected))
     parent = top_runs(store)[0]
+    # one ranking at any moment: after evaluate, rank tags, names and the leaderboard follow test rmse
+    ranked = results.rank_results("rmse", split="test", n=3)["wflow_id"].tolist()
+    children = sorted(store.children(parent), key=lambda c: int(c.data.tags["rank"]))
+    assert [c.data.tags["wflow_id"] for c in children] == ranked
+    assert [c.info.run_name.split(" ")[0] for c in children] == ["#1", "#2", "#3"]
+    assert all(c.info.run_name.startswith(f"#{c.data.tags['rank']} {c.data.tags['wflow_id']}: ")
+               for c in children)
+    note = parent.data.tags["mlflow.note.content"]
+    assert "evaluated on the test split" in note and "ranked by test_rmse" in note
+    assert [line.split(" | ")[1] for line in note.splitlines() if line.startswith("| ") and
+            line.split(" | ")[0].strip("| ").isdigit()] == ranked
     best = results.extract_best_workflow("rmse", split="test", by_group=True)
     table = store.table(parent, "workflowset/best_by_group.parquet")
     assert table[["group", "wflow_id"]].values.tolist() == best[["group", "wflow_id"]].values.tolist()
@@ -257,3 +269,15 @@ def test_failed_nested_workflow_keeps_its_error(store, data, caplog):
     assert [c.data.tags["wflow_id"] for c in store.children(parent)] == ["prep_1_linear_reg_1"]
     results.evaluate(data.drop(columns=["date"]))  # the failed workflow is skipped, nothing raises
     assert len(store.runs()) == 1 + 1 + 4
+
+
+def test_siblings_that_differ_only_in_model_settings_say_so_in_their_names(store, split):
+    from py_parsnip import linear_reg
+
+    tidymlflow.autolog(log_plots=False)
+    ws = _set(["y ~ x1 + x2"], [linear_reg(), linear_reg(penalty=0.1, mixture=1.0)])
+    ws.fit_resamples(_folds(split[0]))
+    (parent,) = top_runs(store)
+    names = sorted(c.info.run_name for c in store.children(parent))
+    assert len(set(n.split(" ", 1)[1] for n in names)) == 2, names
+    assert any("penalty=0.1" in n and "mixture=1.0" in n for n in names), names

@@ -106,26 +106,33 @@ def _register(fit: Any, logged: LoggedRun) -> None:
 
 
 def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> None:
-    """Parent (group summary, combined tables) and one child run per group."""
+    """Parent (group summary, combined tables) and one child run per group, best first by the
+    training metric (tag ``rank``; ``evaluate()`` ranks them again on the test split)."""
     group_col = nested.group_col
     frames = outputs(call, nested, "the params of the parent and of every group")
     stats_by_group = dict(common.by_group(frames.stats, group_col)) if frames is not None else {}
     children: dict[Any, str] = {}
     writers: dict[Any, RunWriter] = {}
     per_group: dict[Any, dict[str, float]] = {}
+    group_tags: dict[Any, dict[str, str]] = {}
+    for group, group_stats in stats_by_group.items():
+        if group in nested.group_fits:
+            per_group[group], group_tags[group] = common.stats_metrics(group_stats)
     infos = {g: fits.describe(f) for g, f in nested.group_fits.items()}
-    for group, fit in nested.group_fits.items():
-        info = infos[group]
-        child = call.start_run(f"{group_col}={group}", parent=parent,
-                               tags={**info.tags(), "group_col": group_col, "group": str(group)})
-        child.log_params({**info.params(), "group_col": group_col})
-        group_stats = stats_by_group.get(group)
-        if group_stats is not None:
-            per_group[group], tags = common.stats_metrics(group_stats)
+    metric = f"train_{common.DEFAULT_METRIC}"
+    order = common.rank_order({g: per_group.get(g, {}).get(metric) for g in infos}, common.DEFAULT_METRIC)
+
+    def fill(child: RunWriter, group: Any) -> None:
+        child.log_params({**infos[group].params(), "group_col": group_col})
+        if group in per_group:
             child.log_metrics(per_group[group])
-            child.set_tags(tags)
+            child.set_tags(group_tags[group])
         children[group], writers[group] = child.handle, child
-        _register(fit, LoggedRun(child.handle))
+        _register(nested.group_fits[group], LoggedRun(child.handle))
+
+    comparison.ranked_children(
+        call, parent, order, name=lambda g, _: f"{group_col}={g}", fill=fill,
+        tags=lambda g: {**infos[g].tags(), "group_col": group_col, "group": str(g)})
     first = next(iter(infos.values()))
     params = {**first.params(), "group_col": group_col, "n_groups": len(children)}
     if len({i.formula for i in infos.values()}) != 1:
@@ -145,12 +152,16 @@ def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> 
 
 
 def _describe_nested(parent: RunWriter, info: FitInfo, group_col: str,
-                     per_group: Mapping[Any, Mapping[str, float]]) -> None:
-    """The per-group parent's description: one row per group with its training metrics."""
-    names = [n for n in ("train_rmse", "train_mae", "train_r_squared")
-             if any(n in m for m in per_group.values())]
-    comparison.describe(parent, f"**{info.label()}**, one model per `{group_col}` ({len(per_group)} groups).",
-                        [group_col, *names], [[g, *(m.get(n) for n in names)] for g, m in per_group.items()])
+                     per_group: Mapping[Any, Mapping[str, float]], split: str = "train") -> None:
+    """The per-group parent's description: one row per group with its metrics on ``split``, best
+    first (the order and the ``rank`` tags of the group runs)."""
+    names = [f"{split}_{n}" for n in ("rmse", "mae", "r_squared")
+             if any(f"{split}_{n}" in m for m in per_group.values())]
+    key = f"{split}_{common.DEFAULT_METRIC}"
+    order = common.rank_order({g: m.get(key) for g, m in per_group.items()}, common.DEFAULT_METRIC)
+    comparison.describe(parent, f"**{info.label()}**, one model per `{group_col}` ({len(per_group)} groups), "
+                        f"best first by {key}.",
+                        [group_col, *names], [[g, *(per_group[g].get(n) for n in names)] for g in order])
 
 
 def evaluate(call: Call) -> Generator[None, Any, None]:
@@ -175,11 +186,18 @@ def evaluate(call: Call) -> Generator[None, Any, None]:
     else:
         per_group = {}
         for group, stats in common.by_group(frames.stats, fit.group_col):
-            handle = logged.children.get(group)
-            if handle is not None:
+            if group in logged.children:
                 per_group[group], _ = common.stats_metrics(stats, splits={"test"})
-                call.resume_run(handle).log_metrics(per_group[group], step=step)
+        metric = f"test_{common.DEFAULT_METRIC}"
+        order = common.rank_order({g: m.get(metric) for g, m in per_group.items()}, common.DEFAULT_METRIC)
+        for rank, group in enumerate(order, start=1):  # one ranking: the test split's from now on
+            child = call.resume_run(logged.children[group])
+            child.log_metrics(per_group[group], step=step)
+            child.set_tags({"rank": rank})
         writer.log_metrics(common.group_summary(per_group), step=step)
+        first = next(iter(fit.group_fits.values()), None)
+        if first is not None:
+            _describe_nested(writer, fits.describe(first), fit.group_col, per_group, "test")
         nested_plots(call, writer, frames, fit.group_col)
     log_tables(call, writer, frames)
     log_dataset(call, writer, test_data, "test")

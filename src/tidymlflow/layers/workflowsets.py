@@ -27,6 +27,7 @@ from tidymlflow.layer import Call, Handler, Layer, Patch
 
 MODULE = "py_workflowsets.workflowset"
 PREFIX = "workflowset"
+RUN_NAME_TAG = "mlflow.runName"  # setting it renames the run
 
 
 @dataclass
@@ -60,7 +61,7 @@ def _log_set(call: Call, parent: RunWriter, s: _Set, fill: Callable[[RunWriter, 
     return order
 
 
-def _describe(call: Call, parent: RunWriter, s: _Set, order: list[str]) -> None:
+def _describe(call: Call, parent: RunWriter, s: _Set, order: list[str], what: str | None = None) -> None:
     """The parent's description: the leaderboard of workflows and the ones that failed."""
     models = wsr.model_types(s.ws)
     rows = []
@@ -70,15 +71,41 @@ def _describe(call: Call, parent: RunWriter, s: _Set, order: list[str]) -> None:
         rows.append([rank, wid, models.get(wid, ""), pre, s.scores.get(wid)])
     failed = [w for w in s.ws.workflows if w not in s.ok]
     comparison.describe(
-        parent, f"**{call.name}** of {len(s.ws.workflows)} workflows, ranked by {s.metric} "
+        parent, f"**{what or call.name}** of {len(s.ws.workflows)} workflows, ranked by {s.metric} "
         f"({comparison.better(s.metric)}).", ["rank", "wflow_id", "model", "preprocessor", s.metric], rows,
         f"\nFailed inside py-tidymodels: {', '.join(failed)} (see {PREFIX}/info.parquet)" if failed else "")
 
 
 def _label(ws: Any, wid: str, rank: int) -> str:
-    """A workflow's run name: ``#1 linear_reg: y ~ x1 + x2`` (its wflow_id is the tag)."""
+    """A workflow's run name: its rank, its wflow_id and what it is, with the model settings in
+    which it differs from a sibling of the same model and preprocessor
+    (``#2 prep_1_linear_reg_2: linear_reg(penalty=0.1, mixture=1.0): y ~ price``)."""
     info = describe_workflow(ws[wid])
-    return common.short(f"#{rank} {info.label() if info is not None else wid}")
+    if info is None:
+        return common.short(f"#{rank} {wid}")
+    differs = _differing_args(ws, wid, info.label())
+    what = info.label()
+    if differs:
+        model, _, rest = what.partition(": ")
+        what = f"{model}({differs}): {rest}" if rest else f"{model}({differs})"
+    return common.short(f"#{rank} {wid}: {what}")
+
+
+def _differing_args(ws: Any, wid: str, label: str) -> str:
+    """``k=v, ...`` for the model args in which ``wid`` differs from the siblings that share its
+    label (model and preprocessor); empty when none does."""
+    def args(w: str) -> dict[str, str]:
+        spec = getattr(ws[w], "spec", None)
+        params = common.model_params(spec) if spec is not None else {}
+        return {k.removeprefix("args."): v for k, v in params.items() if k.startswith("args.")}
+
+    twins = [w for w in ws.workflows if w != wid and (i := describe_workflow(ws[w])) is not None
+             and i.label() == label]
+    if not twins:
+        return ""
+    own = args(wid)
+    keys = [k for k in own if any(args(t).get(k) != own[k] for t in twins)]
+    return ", ".join(f"{k}={own[k]}" for k in keys)
 
 
 def _parent(call: Call, parent: RunWriter, s: _Set, order: list[str]) -> None:
@@ -264,12 +291,13 @@ def _nested_evaluate(call: Call) -> Generator[None, Any, None]:
     per_wf, summaries = wsr.nested_scores(wsr.entries(results, "nested_fit"), results.group_col, "test")
     metric = logged.metric
     order = common.rank_order({w: s.get(f"test_{metric}_mean") for w, s in summaries.items()}, metric)
-    for position, wid in enumerate(order, start=1):
+    ws = results.workflow_set
+    for position, wid in enumerate(order, start=1):  # one ranking: the test split's from now on
         if wid not in logged.children:
             continue
         child = call.resume_run(logged.children[wid])
         child.log_metrics(summaries[wid], step=step)
-        child.set_tags({"rank": position})
+        child.set_tags({"rank": position, RUN_NAME_TAG: _label(ws, wid, position)})
         for group, metrics in per_wf[wid].items():
             handle = logged.groups[wid].get(group)
             if handle is not None:
@@ -277,6 +305,10 @@ def _nested_evaluate(call: Call) -> Generator[None, Any, None]:
     parent = call.resume_run(logged.handle)
     if order:
         parent.set_tags({"best_wflow_id": order[0], f"{PREFIX}.rank_split": "test"})
+    scored = _Set(ws, f"test_{metric}", {w: s.get(f"test_{metric}_mean") for w, s in summaries.items()},
+                  ok=list(logged.children), failed=wsr.errors(results))
+    _describe(call, parent, scored, [w for w in order if w in logged.children],
+              what="WorkflowSet.fit_nested, evaluated on the test split,")
     comparison.best_metrics(parent, order, {w: _mean_metrics(s) for w, s in summaries.items()}, step=step)
     _nested_tables(call, parent, results, metric, "test")
     _nested_plots(call, parent, results, per_wf, summaries, metric, "test", order[0] if order else None)
