@@ -229,7 +229,8 @@ def test_group_runs_are_best_first_with_rank_and_ranked_again_on_test(store, dat
     tidymlflow.autolog(log_plots=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # per_group_prep falls back for formulas
-        fit = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit_nested(train, group_col="store")
+        wf = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg())
+        fit = wf.fit_nested(train, group_col="store")
     (parent,) = [r for r in store.runs() if "mlflow.parentRunId" not in r.data.tags]
     newest_first = store.client.search_runs(
         [store.experiment_id], order_by=["attributes.start_time DESC"],

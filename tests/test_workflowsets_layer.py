@@ -4,6 +4,7 @@ compared with the library's own result methods."""
 from __future__ import annotations
 
 import json
+import re
 
 import mlflow
 import pytest
@@ -140,6 +141,8 @@ def test_tune_grid_child_holds_the_best_candidate(store, split, caplog):
         tuned = next(r["tune_results"] for r in results.results if r["wflow_id"] == wid)
         best = tuned.select_best("rmse", maximize=False)
         assert float(child.data.params["best.penalty"]) == pytest.approx(best["penalty"])
+        shown_value = re.search(r"linear_reg\(penalty=([^)]+)\): ", child.info.run_name)
+        assert shown_value and float(shown_value.group(1)) == pytest.approx(best["penalty"], rel=1e-3)
         shown = tuned.show_best("rmse", n=1, maximize=False)
         assert child.data.metrics["cv_rmse_mean"] == pytest.approx(shown["mean"].iloc[0])
         best_means[wid] = shown["mean"].iloc[0]

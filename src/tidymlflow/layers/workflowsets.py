@@ -41,6 +41,7 @@ class _Set:
     failed: Mapping[str, str | None] = field(default_factory=dict)
     child_tags: Mapping[str, Any] = field(default_factory=dict)
     params: bool = True  # log the workflow's params and recipe on its child
+    tuned: Mapping[str, str] = field(default_factory=dict)  # wflow_id -> its best tuned values
 
 
 def _log_set(call: Call, parent: RunWriter, s: _Set, fill: Callable[[RunWriter, str], None],
@@ -53,7 +54,8 @@ def _log_set(call: Call, parent: RunWriter, s: _Set, fill: Callable[[RunWriter, 
             log_workflow(call, child, s.ws[wid])
         fill(child, wid)
 
-    comparison.ranked_children(call, parent, order, name=lambda wid, rank: _label(s.ws, wid, rank),
+    comparison.ranked_children(call, parent, order, name=lambda wid, rank: _label(s.ws, wid, rank,
+                                                                                   s.tuned.get(wid, "")),
                                tags=lambda wid: {"wflow_id": wid, **s.child_tags}, fill=fill_child)
     _parent(call, parent, s, order)
     comparison.best_metrics(parent, order, best)
@@ -76,14 +78,14 @@ def _describe(call: Call, parent: RunWriter, s: _Set, order: list[str], what: st
         f"\nFailed inside py-tidymodels: {', '.join(failed)} (see {PREFIX}/info.parquet)" if failed else "")
 
 
-def _label(ws: Any, wid: str, rank: int) -> str:
-    """A workflow's run name: its rank, its wflow_id and what it is, with the model settings in
-    which it differs from a sibling of the same model and preprocessor
-    (``#2 prep_1_linear_reg_2: linear_reg(penalty=0.1, mixture=1.0): y ~ price``)."""
+def _label(ws: Any, wid: str, rank: int, tuned: str = "") -> str:
+    """A workflow's run name: its rank, its wflow_id and what it is, with its best tuned values
+    (``tuned``) or else the model settings in which it differs from a sibling of the same model
+    and preprocessor (``#2 prep_1_linear_reg_2: linear_reg(penalty=0.1, mixture=1.0): y ~ price``)."""
     info = describe_workflow(ws[wid])
     if info is None:
         return common.short(f"#{rank} {wid}")
-    differs = _differing_args(ws, wid, info.label())
+    differs = tuned or _differing_args(ws, wid, info.label())
     what = info.label()
     if differs:
         model, _, rest = what.partition(": ")
@@ -187,8 +189,10 @@ def _log_resample_set(call: Call, parent: RunWriter, results: Any, resamples: An
             log_cv(child, rows[wid])
 
     means = {wid: frame.groupby("metric", sort=False)["value"].mean() for wid, frame in rows.items()}
+    best = {wid: _best_values(entries[wid]["tune_results"].grid, frame) for wid, frame in rows.items()} \
+        if tuned else {}
     scored = _Set(ws, metric, {wid: rs.mean_std(frame, metric)[0] for wid, frame in rows.items()},
-                  ok=list(rows), failed=failed, params=not tuned)
+                  ok=list(rows), failed=failed, params=not tuned, tuned=best)
     _log_set(call, parent, scored, fill,
              best={w: {f"best_cv_{m}_mean": v for m, v in means[w].items()} for w in rows})
     parent.log_params(rs.resample_params(resamples))
@@ -196,6 +200,18 @@ def _log_resample_set(call: Call, parent: RunWriter, results: Any, resamples: An
     _comparison(call, parent, ws, {w: rs.mean_std(f, metric) for w, f in rows.items()}, metric)
     _table(call, parent, "metrics", results.collect_metrics)
     _table(call, parent, "rank_results", lambda: results.rank_results(metric, n=len(ws.workflows)))
+
+
+def _best_values(grid: Any, best_rows: pd.DataFrame) -> str:
+    """``penalty=0.01, mixture=0.5``: the tuned values of the candidate whose rows are given."""
+    params = rs.param_columns(grid)
+    if not params or best_rows.empty or ".config" not in getattr(grid, "columns", ()):
+        return ""
+    match = grid[grid[".config"] == best_rows[".config"].iloc[0]]
+    if match.empty:
+        return ""
+    record = match.iloc[0]
+    return ", ".join(f"{p}={common.value_text(rs.plain(record[p]))}" for p in params)
 
 
 # -- fit_nested and its evaluate ---------------------------------------------------------------------
