@@ -40,19 +40,45 @@ def autolog(
 ) -> None:
     """Record every py-tidymodels fit, prep, resampling, tuning and workflow-set call in MLflow.
 
-    Each flag is described in the README (and docs/contract.md). ``writer="process"`` (the
-    default, or ``TIDYMLFLOW_WRITER``) writes from a process of its own, which starts now and gets
-    ready while the script goes on; ``"inline"`` writes in this process.
-    Calling it again replaces the configuration; ``disable=True`` removes every patch (what was
-    handed over is still written).
-    Raises TypeError / ValueError naming the offending flag.
+    Layers (each patches nothing until its py-tidymodels module is imported; off, its calls and
+    everything nested in them log nothing):
+        parsnip: ``ModelSpec.fit`` / ``fit_nested`` / ``fit_global`` and the fits' ``evaluate``.
+        workflows: ``Workflow.fit`` / ``fit_nested`` / ``fit_global`` and their ``evaluate``.
+        recipes: ``Recipe.prep`` and a step's ``prep`` you call yourself; a workflow's recipe.
+        tune: ``fit_resamples`` and the five tuners (a parent with a child per candidate).
+        workflowsets: every ``WorkflowSet`` call and ``WorkflowSetNestedResults.evaluate``.
+        layers: ``{entry_point_name: bool}`` for layers other packages register.
+
+    What is logged:
+        log_outputs: the fit's three DataFrames as parquet artifacts (with CSV twins).
+        log_plots: True, False, or a collection of plot names (``tidymlflow.plots.PLOT_NAMES``).
+        plotly_js: ``"cdn"`` (small html, needs internet to render) or ``"embed"`` (offline).
+        log_models: every fit as an MLflow model ``model`` (pickled: off by default).
+        registered_model_name: register each logged model as a new version (needs log_models).
+        log_datasets: training / evaluation frames as MLflow dataset inputs (schema, no rows).
+        log_fold_runs: one extra child run per resample fold.
+        max_tuning_runs: child runs per tuning call, best first; None = every candidate.
+        extra_tags: tags added to every run tidymlflow creates (made valid as MLflow needs).
+
+    Behaviour:
+        exclusive: never log into a run you started.
+        silent: no tidymlflow warnings or info messages.
+        writer: ``"process"`` (the default, or ``TIDYMLFLOW_WRITER``) writes from a process of
+            its own, which starts now and gets ready while the script goes on; ``"inline"``
+            writes in this process.
+        disable: remove every patch and restore the originals (what was handed over is still
+            written).
+
+    Calling it again replaces the configuration. Raises TypeError / ValueError naming the
+    offending flag, or the offending ``TIDYMLFLOW_*`` environment variable. The README and
+    docs/contract.md describe the runs, names and artifacts.
     """
     flags = dict(locals())
-    from tidymlflow import _daemon, _engine, _runs, _service
+    from tidymlflow import _engine, _env, _runs, _service
     from tidymlflow._config import build_config
 
     config = build_config(flags, registered=_engine.discover_layers())
-    _daemon.idle()  # a bad TIDYMLFLOW_WRITER_IDLE is named before anything is patched
+    _env.check_environment()  # a bad TIDYMLFLOW_* variable is named before anything is patched
     if config.disable:
         _engine.deactivate()
     else:

@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tidymlflow import _runs
+from tidymlflow import _env, _runs
 
 try:
     import fcntl
@@ -41,15 +41,9 @@ _VOLATILE = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "PYTEST_CURRENT_TEST", "CO
 
 
 def idle() -> float:
-    """``TIDYMLFLOW_WRITER_IDLE`` seconds (default 600); a value that is not a number is an error."""
-    raw = os.environ.get("TIDYMLFLOW_WRITER_IDLE", "").strip()
-    if not raw:
-        return IDLE
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"TIDYMLFLOW_WRITER_IDLE must be a number of seconds, got {raw!r}") from None
-    return max(0.0, value)
+    """``TIDYMLFLOW_WRITER_IDLE`` seconds (default 600); anything but a finite number >= 0 is an
+    error naming the variable."""
+    return _env.seconds("TIDYMLFLOW_WRITER_IDLE", IDLE)
 
 
 def folder() -> str:

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from typing import Any
 
-from tidymlflow import _daemon, _journal, _safety, _state
+from tidymlflow import _daemon, _env, _journal, _safety, _state
 from tidymlflow.errors import TidyMLflowError
 
 #: Seconds the user's process waits at exit for the writer (``TIDYMLFLOW_EXIT_TIMEOUT``).
@@ -361,7 +361,10 @@ def current() -> Inline | Process | None:
 
 
 def _close(writer: Inline | Process) -> None:
-    timeout = float(os.environ.get("TIDYMLFLOW_EXIT_TIMEOUT", EXIT_TIMEOUT))
+    try:
+        timeout = _env.seconds("TIDYMLFLOW_EXIT_TIMEOUT", EXIT_TIMEOUT)
+    except ValueError:  # set badly after autolog() checked it: the default, never a traceback at exit
+        timeout = EXIT_TIMEOUT
     writer.close(timeout)
 
 
