@@ -136,7 +136,7 @@ def test_a_writer_idle_setting_that_is_not_a_number_is_named(tmp_path, env):
                          capture_output=True, text=True, timeout=120,
                          env={**env, "TIDYMLFLOW_WRITER_IDLE": "soon"})
     assert out.returncode == 1
-    assert "TIDYMLFLOW_WRITER_IDLE must be a number of seconds, got 'soon'" in out.stderr
+    assert "TIDYMLFLOW_WRITER_IDLE must be a number of seconds (finite, 0 or more), got 'soon'" in out.stderr
 
 
 def test_the_writer_stays_while_a_script_is_connected(tmp_path, env):
