@@ -332,3 +332,47 @@ def test_writer_killed_warns_once_never_hangs_and_the_journal_keeps_the_rest(tmp
     assert names == ["linear_reg: y ~ x1", "linear_reg: y ~ x1 + x2"]
     assert {r.info.status for r in client.search_runs(["0"])} == {"FINISHED"}
 
+
+
+# -- the journal is private and holds no credential -------------------------------------------------------
+def test_kept_jobs_are_private_hold_no_credential_and_only_the_owner_replays_them(tmp_path, env):
+    """With the usual umask (0022) and credentials in the environment, a job kept for a closed
+    port is in folders only its owner can enter (0700), files only its owner can read (0600), and
+    no file holds a credential. ``tidymlflow sync`` refuses a journal folder that others can
+    write, or that another user owns, and keeps its jobs."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    secrets = {"MLFLOW_TRACKING_USERNAME": "alice-user-7f3a", "MLFLOW_TRACKING_PASSWORD": "pw-7f3a-secret",
+               "MLFLOW_TRACKING_TOKEN": "token-7f3a-secret"}
+    old = os.umask(0o022)
+    try:
+        run = _script(tmp_path, env, uri, "fit", timeout=120, **secrets)
+    finally:
+        os.umask(old)
+    assert run.returncode == 0, run.stderr
+    _writer_gone(_writer_pid(run.stdout))
+    kept = _kept(env)
+    assert len(kept) == 2  # fit, evaluate
+    root = Path(env["TIDYMLFLOW_JOURNAL_DIR"])
+    paths = [root, *root.rglob("*")]
+    assert any(p.suffix == ".parquet" for p in paths)  # the staged training data is there
+    for path in paths:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path}: {mode:o}"
+        if path.is_file():
+            content = path.read_bytes()
+            assert not [v for v in secrets.values() if v.encode() in content], path
+
+    journal = Path(kept[0]).parent
+    journal.chmod(0o777)
+    refused = _sync(env)
+    assert refused.returncode == 1 and "not replayed" in refused.stdout
+    assert "writable by others" in refused.stdout
+    assert _kept(env) == kept
+    journal.chmod(0o700)
+    if os.geteuid() == 0:  # a second local user's folder: as root the test can make one
+        os.chown(journal, 65534, 65534)
+        refused = _sync(env)
+        assert refused.returncode == 1 and "owned by another user" in refused.stdout, refused.stdout
+        assert _kept(env) == kept
+        os.chown(journal, os.getuid(), os.getgid())

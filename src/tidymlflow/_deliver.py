@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidymlflow import _job, _journal
-from tidymlflow._runs import ENV, PARENT_TAG
+from tidymlflow._runs import ENV, PARENT_TAG, SECRETS
 
 #: The tag that names a run's handle: how a replay finds the run instead of creating it again.
 HANDLE_TAG = "tidymlflow.handle"
@@ -191,8 +191,10 @@ class Deliverer:
         from mlflow.tracking import fluent
 
         saved_env = {k: os.environ.get(k) for k in target["env"]}
-        # the writer may serve several scripts: none of another script's tracking variables
-        for key in [k for k in os.environ if k.startswith("MLFLOW_EXPERIMENT_") or k in ENV]:
+        # the writer may serve several scripts: none of another script's tracking variables; the
+        # credentials are never in a job: the writer's own (the script's) or sync's user's stay
+        for key in [k for k in os.environ if (k.startswith("MLFLOW_EXPERIMENT_") or k in ENV)
+                    and k not in SECRETS]:
             saved_env.setdefault(key, os.environ.pop(key))
         os.environ.update(target["env"])
         with contextlib.suppress(OSError):
@@ -493,8 +495,8 @@ def draw_plot(job: str, files: str, plot: dict[str, Any]) -> str | None:
     folder = os.path.join(job, files, "plots")
     aside = os.path.join(job, ".drawing", files)  # whole files only ever appear in the run's folder
     try:
-        os.makedirs(folder, exist_ok=True)
-        os.makedirs(aside, exist_ok=True)
+        for path in (folder, os.path.join(job, ".drawing"), aside):  # private, as the whole job is
+            _journal.private_dir(path)
         args, kwargs = _job.decode(plot["args"], job), _job.decode(plot["kwargs"], job)
         with _quiet():
             figure = plots.draw_png(name, *args, **kwargs)
@@ -507,6 +509,7 @@ def draw_plot(job: str, files: str, plot: dict[str, Any]) -> str | None:
                 figure = plots.draw(name, *args, **kwargs)
                 plots.save(figure, os.path.join(aside, drawn[1]), plot["plotly_js"])
         for file in drawn:
+            os.chmod(os.path.join(aside, file), 0o600)
             os.replace(os.path.join(aside, file), os.path.join(folder, file))
     except Exception as exc:
         if transient(exc):

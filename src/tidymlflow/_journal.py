@@ -59,31 +59,87 @@ def sqlite_file(uri: str | None, cwd: str = ".") -> str | None:
     return os.path.abspath(os.path.join(cwd, uri[len("sqlite:///"):].split("?")[0]))
 
 
+def private_dir(path: str) -> None:
+    """``path`` as a folder only its owner can enter (0700), whatever the umask; an existing one of
+    this user's is made private (journals of older versions were 0755)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.stat(path)
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def _private_file(path: str) -> Any:
+    """A new file only its owner can read (0600), whatever the umask, opened for text writing."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def private_root() -> str:
+    """:func:`root`, made and kept private (0700)."""
+    base = root()
+    private_dir(base)
+    return base
+
+
+def open_log(path: str, append: bool) -> Any:
+    """A log file of the journal's, readable by its owner only (0600), opened for binary writing."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab" if append else "wb")
+
+
 def folder(key: str) -> str:
-    """The journal folder of one tracking URI (created on first use)."""
+    """The journal folder of one tracking URI (created on first use), private like the root."""
     slug = re.sub(r"[^\w.-]+", "_", key)[-40:].strip("_") or "default"
-    path = os.path.join(root(), f"{slug}-{hashlib.sha1(key.encode()).hexdigest()[:10]}")
+    base = root()
+    path = os.path.join(base, f"{slug}-{hashlib.sha1(key.encode()).hexdigest()[:10]}")
     if not os.path.isdir(path):
-        os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, _URI_FILE), "w", encoding="utf-8") as fh:
+        private_dir(base)
+        private_dir(path)
+        with _private_file(os.path.join(path, _URI_FILE)) as fh:
             fh.write(key + "\n")
+    else:
+        private_dir(path)  # one an older version made 0755
     return path
 
 
 def new_job(journal: str) -> str:
-    """A new, empty job folder; names sort in the order jobs were made."""
+    """A new, empty job folder (0700); names sort in the order jobs were made."""
     name = f"{time.time_ns():020d}-{os.getpid()}-{next(_seq):06d}"
     path = os.path.join(journal, name)
-    os.makedirs(path)
+    os.makedirs(path, mode=0o700)
+    os.chmod(path, 0o700)
     return path
 
 
 def commit(job: str, manifest: dict[str, Any]) -> None:
-    """Write the manifest last and atomically: from now on the job is complete on disk."""
+    """Make everything in the job private (folders 0700, files 0600: staged frames are training
+    data), then write the manifest last and atomically: from now on the job is complete on disk."""
+    for here, dirs, files in os.walk(job):
+        for name in dirs:
+            os.chmod(os.path.join(here, name), 0o700)
+        for name in files:
+            os.chmod(os.path.join(here, name), 0o600)
     tmp = os.path.join(job, MANIFEST + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with _private_file(tmp) as fh:
         json.dump(manifest, fh, default=str)
     os.replace(tmp, os.path.join(job, MANIFEST))
+
+
+def trusted(path: str) -> str | None:
+    """Why ``path`` (a journal or job folder) must not be replayed: owned by another user, or
+    writable by others (anyone could have planted a job); None when it is this user's own."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return f"cannot be read ({exc})"
+    if info.st_uid != os.getuid():
+        return f"is owned by another user (uid {info.st_uid})"
+    if info.st_mode & 0o022:
+        return f"is writable by others (mode {info.st_mode & 0o777:o})"
+    return None
 
 
 def load(job: str) -> dict[str, Any]:
@@ -107,7 +163,7 @@ def save_progress(job: str, data: dict[str, Any]) -> None:
     """Record progress (best effort: a full disk must not stop the delivery itself)."""
     with contextlib.suppress(OSError):
         tmp = os.path.join(job, PROGRESS + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with _private_file(tmp) as fh:
             json.dump(data, fh)
         os.replace(tmp, os.path.join(job, PROGRESS))
 
@@ -125,7 +181,7 @@ def locked(job: str) -> Iterator[bool]:
         yield os.path.exists(os.path.join(job, MANIFEST))
         return
     try:
-        fd = os.open(os.path.join(job, _LOCK), os.O_CREAT | os.O_RDWR)
+        fd = os.open(os.path.join(job, _LOCK), os.O_CREAT | os.O_RDWR, 0o600)
     except OSError:
         yield False
         return

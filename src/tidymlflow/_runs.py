@@ -72,12 +72,16 @@ class Target:
         return _journal.folder(_journal.uri_key(self.tracking_uri, self.cwd))
 
     def manifest(self) -> dict[str, Any]:
+        """The target as a job records it: never a credential (the writer has the script's own
+        environment; ``tidymlflow sync`` uses the environment of whoever runs it)."""
         return {"tracking_uri": self.tracking_uri, "cwd": self.cwd, "experiment_id": self.experiment_id,
-                "env": dict(self.env)}
+                "env": {k: v for k, v in self.env.items() if k not in SECRETS}}
 
 
 #: The environment variables a job carries with it: the writer sets exactly these (and removes
 #: those the job does not have) while it writes the job.
+#: Credentials: in the environment of whoever writes a job, never in a job on disk.
+SECRETS = frozenset({"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"})
 ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_USERNAME",
        "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS",
        "MLFLOW_RUN_CONTEXT")

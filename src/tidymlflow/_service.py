@@ -313,10 +313,9 @@ def _spawn(listener: socket.socket, path: str, lock: str) -> subprocess.Popen[by
     for key, value in HTTP_DEFAULTS.items():
         env.setdefault(key, value)
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.makedirs(_journal.root(), exist_ok=True)
-    log_path = os.path.join(_journal.root(), "writer.log")
+    log_path = os.path.join(_journal.private_root(), "writer.log")
     big = os.path.exists(log_path) and os.path.getsize(log_path) > LOG_LIMIT
-    log = open(log_path, "wb" if big else "ab")  # noqa: SIM115 (the child holds it)
+    log = _journal.open_log(log_path, append=not big)  # the child holds it
     fd = listener.fileno()
     try:
         return subprocess.Popen(

@@ -43,6 +43,13 @@ def sync(tracking_uri: str | None = None) -> list[Synced]:
             continue
         jobs = _journal.pending(folder)
         report = Synced(key)
+        refused = _journal.trusted(folder)
+        if refused and jobs:  # another user's jobs (a pickled model runs code when read): never
+            report.left = len(jobs)
+            report.reason = (f"not replayed: the journal folder {folder} {refused}; only journals of "
+                             "your own that no one else can write are replayed")
+            reports.append(report)
+            continue
         for position, job in enumerate(jobs):
             with _journal.locked(job) as ours:
                 if not ours:
