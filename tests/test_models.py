@@ -482,7 +482,7 @@ def test_mlflow_models_serve_answers_like_the_fit(store, data, split, tmp_path, 
 
 # -- 6. frames with columns the formula does not use ---------------------------------------------------
 
-WIDE_CASES = ["linear_reg_sklearn", "recipe", "rand_forest", "prophet_reg", "nested_workflow"]
+WIDE_CASES = ["linear_reg_sklearn", "recipe", "rand_forest", "prophet_reg", "nested_workflow", "global"]
 
 
 def _wide(frames):

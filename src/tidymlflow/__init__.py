@@ -74,15 +74,17 @@ def autolog(
     docs/contract.md describe the runs, names and artifacts.
     """
     flags = dict(locals())
-    from tidymlflow import _engine, _env, _runs, _service
+    from tidymlflow import _engine, _env, _habits, _runs, _service
     from tidymlflow._config import build_config
 
     config = build_config(flags, registered=_engine.discover_layers())
     _env.check_environment()  # a bad TIDYMLFLOW_* variable is named before anything is patched
     if config.disable:
         _engine.deactivate()
+        _habits.uninstall()
     else:
         _engine.activate(config)
+        _habits.install()  # MLflow reads in this process see what was logged (read-your-writes)
         _service.get(warm=_runs.current_target().manifest())
 
 

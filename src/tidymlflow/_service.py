@@ -125,6 +125,10 @@ class Inline:
     def flush(self, timeout: float | None = None) -> bool:
         return True
 
+    def pending(self) -> bool:
+        """Never: each job is written before its call returns."""
+        return False
+
     def run_id(self, handle: str, timeout: float | None = None) -> str | None:
         return handle[4:] if handle.startswith("run:") else self.resolved.get(handle)
 
@@ -256,6 +260,10 @@ class Process:
     def outstanding(self) -> int:
         with self._cond:
             return 0 if self.report.dead else self._submitted - self._answered
+
+    def pending(self) -> bool:
+        """Jobs were handed over and not yet answered (a cheap check: no wait, no network)."""
+        return self._submitted > self._answered and not self.report.dead
 
     def close(self, timeout: float) -> None:
         """At exit: wait (bounded) until the writer has written or kept every job, with one

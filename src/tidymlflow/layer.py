@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidymlflow import _runs, _safety, _service, _state
+from tidymlflow import _habits, _runs, _safety, _service, _state
 from tidymlflow._config import AutologConfig
 from tidymlflow._job import FORMAT, Stage
 from tidymlflow._runs import Target
@@ -185,6 +185,7 @@ class Call:
         manifest = {"format": FORMAT, "call": self.name, "layer": self.layer, "argv": sys.argv[:1],
                     "target": self.target.manifest(), "runs": [w.record() for w, _ in self._runs]}
         handles = [w.handle for w, _ in self._runs]
+        created = next((w.handle for w, owned in self._runs if owned), None)
         self._runs.clear()
         try:
             job = self.stage.commit(manifest)
@@ -193,6 +194,8 @@ class Call:
             self.errors.append(exc)
             return
         self._stage = None
+        if created is not None and self.target.user_run is None:  # a top-level run of its own
+            _habits.created(created)
         self.errors.extend(WriterError(e) for e in _service.get().submit(job, handles))
         if skipped:
             self.info(f"{skipped} non-finite or non-numeric metric value(s) were not logged")
