@@ -162,24 +162,32 @@ def _run_fresh(root: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+def _save_cases(root: Path, frames, cases, with_conf_int: bool):
+    """Save every runnable case and its test frame under ``root``: (manifest for the fresh
+    interpreter, what each fit itself predicted, the fits and their test frames)."""
+    manifest, expected, fits = {}, {}, {}
+    for name in cases:
+        if _skip_reason(name):
+            continue
+        fit, test, conf_int = _case(name, frames)
+        conf_int = conf_int and with_conf_int
+        models.save_model(fit, root / name)
+        test.to_pickle(root / f"{name}.test.pkl")
+        expected[name] = (_quiet_predict(fit, test),
+                          _quiet_predict(fit, test, "conf_int") if conf_int else None)
+        manifest[name] = conf_int
+        fits[name] = (fit, test)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return manifest, expected, fits
+
+
 @pytest.fixture(scope="module")
 def fresh(data, split, tmp_path_factory):
     """Every runnable case saved with save_model, then loaded and predicted on in ONE fresh
     interpreter (no autolog, no state from this process). Returns the folder and, per case, what
     the fit itself predicted (numeric, and conf_int where the engine gives it)."""
     root = tmp_path_factory.mktemp("fresh")
-    frames = _frames(data, split)
-    manifest, expected = {}, {}
-    for name in CASES:
-        if _skip_reason(name):
-            continue
-        fit, test, conf_int = _case(name, frames)
-        models.save_model(fit, root / name)
-        test.to_pickle(root / f"{name}.test.pkl")
-        expected[name] = (_quiet_predict(fit, test),
-                          _quiet_predict(fit, test, "conf_int") if conf_int else None)
-        manifest[name] = conf_int
-    (root / "manifest.json").write_text(json.dumps(manifest))
+    _, expected, _ = _save_cases(root, _frames(data, split), CASES, with_conf_int=True)
     return root, expected, _run_fresh(root)
 
 
@@ -499,22 +507,11 @@ def _wide(frames):
 
 @pytest.fixture(scope="module")
 def wide(data, split, tmp_path_factory):
-    """Each kind of fit on frames with extra text and date columns, saved, loaded and predicted
-    on in a fresh interpreter."""
+    """Each kind of fit on frames with an extra text column, saved, loaded and predicted on in a
+    fresh interpreter."""
     root = tmp_path_factory.mktemp("wide")
-    frames = _wide(_frames(data, split))
-    manifest, expected, fits = {}, {}, {}
-    for name in WIDE_CASES:
-        if _skip_reason(name):
-            continue
-        fit, test, _ = _case(name, frames)
-        models.save_model(fit, root / name)
-        test.to_pickle(root / f"{name}.test.pkl")
-        expected[name] = _quiet_predict(fit, test)
-        manifest[name] = False
-        fits[name] = (fit, test)
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return root, expected, fits, _run_fresh(root)
+    _, expected, fits = _save_cases(root, _wide(_frames(data, split)), WIDE_CASES, with_conf_int=False)
+    return root, {name: numeric for name, (numeric, _) in expected.items()}, fits, _run_fresh(root)
 
 
 @pytest.mark.parametrize("name", WIDE_CASES)

@@ -20,7 +20,7 @@ from typing import Any
 
 import wrapt
 
-from tidymlflow import _safety, _service, _state
+from tidymlflow import _imports, _safety, _service, _state
 from tidymlflow._config import AutologConfig
 from tidymlflow._runs import py_tidymodels_version, user_run
 from tidymlflow.errors import TidyMLflowError, TidyMLflowWarning
@@ -79,13 +79,10 @@ def activate(config: AutologConfig) -> None:
             for patch in layer.patches:
                 _patches_by_module.setdefault(patch.module, []).append((layer_name, patch))
         _state.library_packages = frozenset(name.partition(".")[0] for name in _patches_by_module)
-        for module_name in _patches_by_module:
-            module = sys.modules.get(module_name)
-            if module is not None:
-                _install_module(module)
-            elif module_name not in _hooked:
-                _hooked.add(module_name)
-                wrapt.register_post_import_hook(_install_imported, module_name)
+        later = [m for m in _patches_by_module if m not in sys.modules]
+        for name in [m for m in _patches_by_module if m in sys.modules]:  # imported before autolog():
+            _install_module(sys.modules[name])  # re-point what others bound
+        _imports.on_import(later, _install_imported, _hooked)
 
 
 def deactivate() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import wrapt
 
-from tidymlflow import _safety, _state
+from tidymlflow import _imports, _safety, _state
 
 #: Seconds an MLflow read (or the end of the user's run) waits for pending jobs.
 READ_WAIT = 30.0
@@ -127,15 +127,7 @@ def _install(module: Any) -> None:
 
 def install() -> None:
     """Patch the MLflow reads now, or when MLflow is imported (it never is imported for this)."""
-    import sys
-
-    for module_name in {m for m, _ in (*_READS, *_ENDS, *_LAST)}:
-        module = sys.modules.get(module_name)
-        if module is not None:
-            _install(module)
-        elif module_name not in _hooked:
-            _hooked.add(module_name)
-            wrapt.register_post_import_hook(_install, module_name)
+    _imports.on_import(sorted({m for m, _ in (*_READS, *_ENDS, *_LAST)}), _install, _hooked)
 
 
 def uninstall() -> None:
