@@ -12,6 +12,7 @@ import pytest
 
 import tidymlflow
 from tidymlflow import TidyMLflowError, TidyMLflowWarning
+from tidymlflow.layer import Layer, Patch
 
 
 def _wf():
@@ -326,3 +327,19 @@ def test_nested_results_are_kept_once_per_instance_and_up_to_a_cap():
     assert len(call.observed) == MAX_OBSERVED
     call.observe("Recipe.prep", object(), lambda: 1 / 0)  # over the cap: not even made
     assert len(call.observed) == MAX_OBSERVED
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: Patch("py_parsnip.model_spec", "ModelSpec.fit", handler=lambda call: None), TypeError,
+     "generator function"),
+    (lambda: Patch("py_parsnip.model_spec", "ModelSpec.fit*", handler=None), ValueError, "target must be"),
+    (lambda: Patch("py_recipes.steps", "Step*", handler=None), ValueError, "give the method"),
+    (lambda: Patch("py parsnip", "ModelSpec.fit"), ValueError, "dotted module name"),
+    (lambda: Patch("py_tune.tune", "TuneResults.show_best", rebind=True), ValueError, "free functions"),
+    (lambda: Patch("py_tune.tune", "tune_grid", observe="yes"), TypeError, "observe must be"),
+    (lambda: Layer("x", (("py_tune.tune", "tune_grid"),)), TypeError, "Patch objects"),
+    (lambda: Layer("x", (), supported="soon"), ValueError, "version range"),
+])
+def test_a_malformed_layer_is_refused_when_it_is_loaded(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

@@ -6,6 +6,7 @@ layer's target."""
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ Handler = Callable[["Call"], Generator[None, Any, None]]
 #: for per-group results (empty otherwise).
 Contributor = Callable[["Call", RunWriter, Any, Mapping[Any, RunWriter]], None]
 
+
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_TARGET = re.compile(r"[A-Za-z_*?\[\]][\w*?\[\]]*(\.[A-Za-z_]\w*)?")
 
 #: What an observer patch keeps of a nested call: ``observe(instance, args, kwargs, result)``
 #: returns the record (kept small: it lives until the outer call ends).
@@ -68,6 +72,24 @@ class Patch:
     rebind: bool = False
     observe: bool | Observer = False
 
+    def __post_init__(self) -> None:
+        """A patch is checked when its layer is loaded: a clear error, never a silent no-op."""
+        where = f"tidymlflow: Patch({self.module!r}, {self.target!r})"
+        if not _MODULE.fullmatch(str(self.module)):
+            raise ValueError(f"{where}: module must be a dotted module name")
+        if not _TARGET.fullmatch(str(self.target)):
+            raise ValueError(f"{where}: target must be 'function' or 'Class.method' (the class part may be "
+                             "a pattern such as 'Step*.prep')")
+        if self.is_pattern and "." not in self.target:
+            raise ValueError(f"{where}: a pattern names classes: give the method too ('Step*.prep')")
+        if self.handler is not None and not inspect.isgeneratorfunction(self.handler):
+            raise TypeError(f"{where}: handler must be a generator function that yields once "
+                            f"(got {self.handler!r})")
+        if not isinstance(self.observe, bool) and not callable(self.observe):
+            raise TypeError(f"{where}: observe must be True, False or a function (got {self.observe!r})")
+        if self.rebind and "." in self.target:
+            raise ValueError(f"{where}: rebind applies to free functions, not to methods")
+
     @property
     def is_pattern(self) -> bool:
         """True when the class part of ``target`` is a pattern matching several classes."""
@@ -96,6 +118,22 @@ class Layer:
     patches: tuple[Patch, ...]
     contribute: Contributor | None = None
     supported: str = ">=0.1.0,<0.2"
+
+    def __post_init__(self) -> None:
+        """A layer is checked when it is loaded (see :meth:`Patch.__post_init__` for each patch)."""
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        where = f"tidymlflow: Layer({self.name!r})"
+        bad = [p for p in self.patches if not isinstance(p, Patch)]
+        if bad:
+            raise TypeError(f"{where}: patches must be Patch objects, got {bad[0]!r}")
+        if self.contribute is not None and not callable(self.contribute):
+            raise TypeError(f"{where}: contribute must be a function or None")
+        try:
+            SpecifierSet(self.supported)
+        except InvalidSpecifier:
+            raise ValueError(f"{where}: supported must be a version range such as '>=0.1,<0.2', "
+                             f"got {self.supported!r}") from None
 
 
 #: The most nested calls one call records (see :meth:`Call.observe`).
