@@ -376,3 +376,37 @@ def test_kept_jobs_are_private_hold_no_credential_and_only_the_owner_replays_the
         assert refused.returncode == 1 and "owned by another user" in refused.stdout, refused.stdout
         assert _kept(env) == kept
         os.chown(journal, os.getuid(), os.getgid())
+
+
+def test_sync_from_python_leaves_the_callers_mlflow_state_as_it_was(tmp_path, env, monkeypatch):
+    """``tidymlflow.sync.sync()`` replays a job of another script (its own tracking URI, folder and
+    experiment) and gives the caller back its tracking URI, experiment, working folder and
+    environment; a trailing slash on ``--tracking-uri`` matches the journal."""
+    import mlflow
+    from mlflow.tracking import fluent
+
+    from tidymlflow import sync as sync_module
+
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    run = _script(tmp_path, env, uri, "fit", timeout=120)
+    assert run.returncode == 0, run.stderr
+    _writer_gone(_writer_pid(run.stdout))
+    assert len(_kept(env)) == 2
+
+    monkeypatch.setenv("TIDYMLFLOW_JOURNAL_DIR", env["TIDYMLFLOW_JOURNAL_DIR"])
+    mine = f"sqlite:///{tmp_path / 'mine.db'}"
+    mlflow.set_tracking_uri(mine)
+    experiment = mlflow.set_experiment("callers-own").experiment_id
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    environ = dict(os.environ)
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", tmp_path / "server.log",
+                       port=port):
+        reports = sync_module.sync(uri + "/")
+    assert [(r.delivered, r.left) for r in reports] == [(2, 0)], reports
+    assert mlflow.get_tracking_uri() == mine and fluent._active_experiment_id == experiment
+    assert os.getcwd() == str(elsewhere) and dict(os.environ) == environ
+    assert _kept(env) == []
+    mlflow.set_tracking_uri(None)

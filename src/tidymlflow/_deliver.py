@@ -189,7 +189,11 @@ class Deliverer:
             return
         import mlflow
         from mlflow.tracking import fluent
+        from mlflow.tracking._tracking_service import utils
 
+        # what the process had before: put back after the job (``sync()`` runs in the caller's)
+        saved_cwd, saved_uri = os.getcwd(), utils._tracking_uri
+        saved_experiment = fluent._active_experiment_id
         saved_env = {k: os.environ.get(k) for k in target["env"]}
         # the writer may serve several scripts: none of another script's tracking variables; the
         # credentials are never in a job: the writer's own (the script's) or sync's user's stay
@@ -202,8 +206,6 @@ class Deliverer:
         if target["tracking_uri"]:
             mlflow.set_tracking_uri(target["tracking_uri"])
         else:  # MLflow's own default (the environment, else its default store in the job's cwd)
-            from mlflow.tracking._tracking_service import utils
-
             utils._tracking_uri = None
         fluent._active_experiment_id = target["experiment_id"]
         try:
@@ -214,6 +216,9 @@ class Deliverer:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+            utils._tracking_uri, fluent._active_experiment_id = saved_uri, saved_experiment
+            with contextlib.suppress(OSError):
+                os.chdir(saved_cwd)
 
     def _context_tags(self, manifest: dict[str, Any]) -> dict[str, str]:
         """MLflow's context tags (source, user, git commit) for the user's script."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -38,8 +39,10 @@ def sync(tracking_uri: str | None = None) -> list[Synced]:
 
     deliverer = Deliverer(apply_target=True)
     reports = []
+    wanted = tracking_uri.rstrip("/") if tracking_uri else None
     for folder, key in _journal.journals():
-        if tracking_uri and key != tracking_uri and not key.startswith(f"{tracking_uri} in "):
+        uri = key.split(" in ", 1)[0].rstrip("/")  # a relative URI's key names its folder too
+        if wanted and uri != wanted:
             continue
         jobs = _journal.pending(folder)
         report = Synced(key)
@@ -82,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     cmd.add_argument("--tracking-uri", help="only the jobs of this tracking URI")
     args = parser.parse_args(argv)
     from tidymlflow._deliver import persist_sqlite_journal
+    from tidymlflow._service import HTTP_DEFAULTS
 
     persist_sqlite_journal()  # the command's process is tidymlflow's own
+    for key, value in HTTP_DEFAULTS.items():  # the writer's short timeouts, unless the user set them
+        os.environ.setdefault(key, value)
     reports = sync(args.tracking_uri)
     if not reports:
         print(f"tidymlflow sync: nothing to write (journal: {_journal.root()})")
