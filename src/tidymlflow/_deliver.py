@@ -175,7 +175,8 @@ class Deliverer:
                 raise
             unreachable = _unreachable(exc)
             if not unreachable:
-                self._mark_incomplete(job, manifest, runs, exc, progress)
+                with self._target(manifest["target"]):  # the job's store, not the process's own
+                    self._mark_incomplete(job, manifest, runs, exc, progress)
             raise Undelivered(f"{type(exc).__name__}: {exc}", unreachable) from exc
         result.runs = {h: r for h, (r, _) in runs.items()}
         result.created = [runs[r["handle"]][0] for r in manifest["runs"] if r["kind"] == "new"]
