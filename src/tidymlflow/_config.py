@@ -145,4 +145,3 @@ def build_config(flags: dict[str, Any], registered: Collection[str]) -> AutologC
         registered_model_name=_model_name(flags["registered_model_name"], flags["log_models"]),
         **{name: flags[name] for name in _BOOL_FLAGS},
     )
-

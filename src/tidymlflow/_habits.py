@@ -112,7 +112,7 @@ def _install(module: Any) -> None:
     with _lock:
         if _state.config is None:
             return
-        targets = [(m, a, _read(f"MlflowClient.{a.rpartition('.')[2]}()")) for m, a in _READS]
+        targets = [(m, a, _read(f"{a}()")) for m, a in _READS]
         targets += [(m, a, _read("the end of your run")) for m, a in _ENDS]
         targets += [(m, a, _last_active_run) for m, a in _LAST]
         for module_name, attribute, wrapper in targets:

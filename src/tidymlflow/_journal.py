@@ -59,6 +59,9 @@ def sqlite_file(uri: str | None, cwd: str = ".") -> str | None:
     return os.path.abspath(os.path.join(cwd, uri[len("sqlite:///"):].split("?")[0]))
 
 
+_made_private: set[str] = set()  # journal folders this process made or checked private
+
+
 def private_dir(path: str) -> None:
     """``path`` as a folder only its owner can enter (0700), whatever the umask; an existing one of
     this user's is made private (journals of older versions were 0755)."""
@@ -68,11 +71,16 @@ def private_dir(path: str) -> None:
         os.chmod(path, 0o700)
 
 
+def _private_fd(path: str, flags: int) -> int:
+    """``path`` opened for writing, readable by its owner only (0600) whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def _private_file(path: str) -> Any:
     """A new file only its owner can read (0600), whatever the umask, opened for text writing."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "w", encoding="utf-8")
+    return os.fdopen(_private_fd(path, os.O_TRUNC), "w", encoding="utf-8")
 
 
 def private_root() -> str:
@@ -84,10 +92,7 @@ def private_root() -> str:
 
 def open_log(path: str, append: bool) -> Any:
     """A log file of the journal's, readable by its owner only (0600), opened for binary writing."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
-    os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "ab" if append else "wb")
+    return os.fdopen(_private_fd(path, os.O_APPEND if append else os.O_TRUNC), "ab" if append else "wb")
 
 
 def folder(key: str) -> str:
@@ -100,8 +105,9 @@ def folder(key: str) -> str:
         private_dir(path)
         with _private_file(os.path.join(path, _URI_FILE)) as fh:
             fh.write(key + "\n")
-    else:
-        private_dir(path)  # one an older version made 0755
+    elif path not in _made_private:
+        private_dir(path)  # one an older version made 0755 (checked once per process)
+    _made_private.add(path)
     return path
 
 
