@@ -212,17 +212,17 @@ def bench_children(tmp: Path) -> bool:
         sys.path.insert(0, STANDIN)
     os.chdir(tmp)  # MLflow's default artifact folder of a new store is relative: keep it in tmp
     import tidymlflow
-    from tidymlflow import _service
-    from tidymlflow._deliver import persist_sqlite_journal
+    from tidymlflow._writer import client as _service
+    from tidymlflow._writer.upkeep import persist_sqlite_journal
 
     persist_sqlite_journal()  # as the writer process does
     spent: list[float] = []
     submit = _service.Inline.submit
 
-    def timed(self: _service.Inline, job: str, handles: list[str]) -> list[str]:
+    def timed(self: _service.Inline, job: str, handles: list[str], call: str) -> list[str]:
         start = time.perf_counter()
         try:
-            return submit(self, job, handles)
+            return submit(self, job, handles, call)
         finally:
             spent.append(time.perf_counter() - start)
 
@@ -261,11 +261,10 @@ def _default_journal() -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    from tidymlflow._deliver import _persist_journal
-    from tidymlflow._worker import _reset_mlflow_stores
+    from tidymlflow._writer.upkeep import _persist_journal, reset_mlflow_stores
 
     event.remove(Engine, "connect", _persist_journal)
-    _reset_mlflow_stores()
+    reset_mlflow_stores()
 
 
 def _mlflow_per_run(runs: int = 40) -> float:

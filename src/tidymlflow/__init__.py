@@ -74,8 +74,13 @@ def autolog(
     docs/contract.md describe the runs, names and artifacts.
     """
     flags = dict(locals())
-    from tidymlflow import _engine, _env, _habits, _runs, _service
-    from tidymlflow._config import build_config
+    from tidymlflow._engine import patching as _engine
+    from tidymlflow._jobs import handover
+    from tidymlflow._recording import habits as _habits
+    from tidymlflow._recording import runs as _runs
+    from tidymlflow._runtime import env as _env
+    from tidymlflow._runtime.config import build_config
+    from tidymlflow._writer import client as _service
 
     config = build_config(flags, registered=_engine.discover_layers())
     _env.check_environment()  # a bad TIDYMLFLOW_* variable is named before anything is patched
@@ -83,9 +88,10 @@ def autolog(
         _engine.deactivate()
         _habits.uninstall()
     else:
+        handover.provide(_service.get, _service.current)  # the writer the calls hand their jobs to
         _engine.activate(config)
         _habits.install()  # MLflow reads in this process see what was logged (read-your-writes)
-        _service.get(warm=_runs.current_target().manifest())
+        _service.get(warm=_runs.current_target().record())
 
 
 def flush(timeout: float | None = None) -> list[str]:
@@ -95,14 +101,14 @@ def flush(timeout: float | None = None) -> list[str]:
     Raises TimeoutError when ``timeout`` seconds pass first; in strict mode
     (``TIDYMLFLOW_STRICT=1``) raises the writer's errors.
     """
-    from tidymlflow import _service
+    from tidymlflow._jobs import handover
 
-    writer = _service.current()
+    writer = handover.current()
     if writer is None:
         return []
     if not writer.flush(timeout):
         raise TimeoutError(f"tidymlflow.flush(): the writer did not finish within {timeout} s; it goes on")
-    writer.report.emit()
+    writer.report()
     written = writer.written()
     new, writer.flushed = written[writer.flushed:], len(written)
     return new
@@ -112,11 +118,11 @@ def run_id(obj: object, timeout: float | None = 60.0) -> str | None:
     """The id of the run that logged ``obj`` (a fit, a nested fit or a results object), or None
     when tidymlflow did not log it (or it was logged before this process started, or its run
     could not be written yet). Waits for the writer to create the run, at most ``timeout`` s."""
-    from tidymlflow import _service
-    from tidymlflow._runs import registry
+    from tidymlflow._jobs import handover
+    from tidymlflow._recording.runs import registry
 
     logged = registry.lookup(obj)
-    writer = _service.current()
+    writer = handover.current()
     if logged is None or writer is None:
         return None
     return writer.run_id(logged.handle, timeout)

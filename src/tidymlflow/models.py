@@ -10,7 +10,7 @@
   column; rows come back in input order.
 
 The model directory holds ``model.pkl`` (the fit and a zero-row input prototype, written by
-:mod:`tidymlflow._serialize` so that formula-molded fits with patsy design info pickle too), the
+:mod:`tidymlflow._jobs.serialize` so that formula-molded fits with patsy design info pickle too), the
 ``MLmodel`` file with the signature (input columns the fit needs, ``.pred`` out, a ``type``
 param), and pinned requirements. py-tidymodels is not on PyPI: the requirements name it only when
 the installed copy records the git commit it came from; otherwise ``MLmodel`` says how to get it.
@@ -40,7 +40,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_ALREA
 from mlflow.types import DataType
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-from tidymlflow import _serialize
+from tidymlflow._jobs import serialize as _serialize
 from tidymlflow._version import __version__
 
 __all__ = ["FLAVOR_NAME", "InvalidModelInput", "load_model", "log_model", "save_model"]

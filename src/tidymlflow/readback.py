@@ -178,11 +178,11 @@ def _table_path(table: str) -> str:
 def _client(client: MlflowClient | None, tracking_uri: str | None) -> MlflowClient:
     """The client to read with, once everything this process logged is written (the writer
     process writes after the calls return)."""
-    from tidymlflow import _service
+    from tidymlflow._jobs import handover
 
-    writer = _service.current()
+    writer = handover.current()
     if writer is not None:
-        writer.flush(_service.EXIT_TIMEOUT)
+        writer.flush(handover.EXIT_TIMEOUT)
     if client is not None:
         if tracking_uri is not None:
             raise ValueError("pass client or tracking_uri, not both")
@@ -321,7 +321,7 @@ def _assemble(found: list[tuple[Run, pd.DataFrame]]) -> pd.DataFrame:
 
 # -- reading one file ---------------------------------------------------------------------------
 def _read_table(local: str, relative: str) -> pd.DataFrame:
-    """A parquet file written by ``RunWriter.log_table``, with what the writer changed undone:
+    """A parquet file written by ``Recorder.log_table``, with what the writer changed undone:
 
     - object columns the reader would turn into strings (pandas 3) are object again, with None
       for missing values;

@@ -15,7 +15,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from tidymlflow import _journal
+from tidymlflow._jobs import journal as _journal
 
 
 @dataclass
@@ -35,7 +35,8 @@ def sync(tracking_uri: str | None = None) -> list[Synced]:
     """Deliver every kept job (only those of ``tracking_uri`` when given); one report per
     journal. A journal stops at its first job that still cannot be written, so that jobs are
     written in the order they were made."""
-    from tidymlflow._deliver import Deliverer, Undelivered
+    from tidymlflow._writer.delivery import Deliverer
+    from tidymlflow._writer.failures import Undelivered
 
     deliverer = Deliverer(apply_target=True)
     reports = []
@@ -84,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = commands.add_parser("sync", help="write the runs kept in the local journal to MLflow")
     cmd.add_argument("--tracking-uri", help="only the jobs of this tracking URI")
     args = parser.parse_args(argv)
-    from tidymlflow._deliver import persist_sqlite_journal
-    from tidymlflow._service import HTTP_DEFAULTS
+    from tidymlflow._writer.client import HTTP_DEFAULTS
+    from tidymlflow._writer.upkeep import persist_sqlite_journal
 
     persist_sqlite_journal()  # the command's process is tidymlflow's own
     for key, value in HTTP_DEFAULTS.items():  # the writer's short timeouts, unless the user set them

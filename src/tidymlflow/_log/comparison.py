@@ -8,22 +8,22 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from tidymlflow._read import common
-from tidymlflow._runs import now_ms
-from tidymlflow._writer import RunWriter
-from tidymlflow.layer import Call
+from tidymlflow._recording.call import Call
+from tidymlflow._recording.recorder import Recorder
+from tidymlflow._recording.runs import now_ms
 
 K = TypeVar("K", bound=Hashable)
 
 
-def ranked_children(call: Call, parent: RunWriter, order: Sequence[K], *,
+def ranked_children(call: Call, parent: Recorder, order: Sequence[K], *,
                     name: Callable[[K, int], str], tags: Callable[[K], Mapping[str, Any]],
-                    fill: Callable[[RunWriter, K], None]) -> dict[K, RunWriter]:
+                    fill: Callable[[Recorder, K], None]) -> dict[K, Recorder]:
     """One child of ``parent`` per entry of ``order`` (best first), named ``name(entry, rank)``,
     tagged ``tags(entry)`` and ``rank`` (1 = best), filled by ``fill(child, entry)``.
 
     The MLflow UI lists runs newest first, so the best child gets the latest start time; a
     child's duration would only be tidymlflow's write time, so it is zero."""
-    children: dict[K, RunWriter] = {}
+    children: dict[K, Recorder] = {}
     base = now_ms()
     for position, entry in enumerate(order, start=1):
         start = base + len(order) - position
@@ -41,7 +41,7 @@ NOTE_TAG = "mlflow.note.content"
 NOTE_ROWS = 10
 
 
-def describe(parent: RunWriter, intro: str, header: Sequence[str], rows: Sequence[Sequence[Any]],
+def describe(parent: Recorder, intro: str, header: Sequence[str], rows: Sequence[Sequence[Any]],
              outro: str = "") -> None:
     """The parent's description: what was compared, then the best ``NOTE_ROWS`` as a markdown
     table (values with 4 significant digits)."""
@@ -60,7 +60,7 @@ def better(metric: str) -> str:
     return f"{'lower' if common.lower_is_better(metric) else 'higher'} is better"
 
 
-def best_metrics(parent: RunWriter, order: Sequence[K], metrics: Mapping[K, Mapping[str, float]],
+def best_metrics(parent: Recorder, order: Sequence[K], metrics: Mapping[K, Mapping[str, float]],
                  step: int = 0) -> None:
     """The winner's metrics on the parent (nothing when no entry could be ranked)."""
     if order:

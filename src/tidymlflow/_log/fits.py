@@ -10,38 +10,38 @@ from tidymlflow._log import comparison
 from tidymlflow._log.plots import log_plot
 from tidymlflow._read import common, fits
 from tidymlflow._read.fits import FitInfo, Outputs
-from tidymlflow._runs import LoggedRun, registry
-from tidymlflow._writer import RunWriter
-from tidymlflow.layer import Call, Handler
+from tidymlflow._recording.call import Call, Handler
+from tidymlflow._recording.recorder import Recorder
+from tidymlflow._recording.runs import LoggedRun, registry
 
 
-def log_info(writer: RunWriter, info: FitInfo, **extra_params: Any) -> None:
+def log_info(writer: Recorder, info: FitInfo, **extra_params: Any) -> None:
     """The params and tags that identify a fit (or an unfitted workflow)."""
     writer.log_params({**info.params(), **extra_params})
     writer.set_tags(info.tags())
 
 
-def log_duration(call: Call, writer: RunWriter) -> None:
+def log_duration(call: Call, writer: Recorder) -> None:
     """The call's own duration as ``fit_duration_s`` (the library's time, not tidymlflow's)."""
     if call.duration is not None:
         writer.log_metric("fit_duration_s", call.duration)
 
 
-def log_known(writer: RunWriter, info: FitInfo | None) -> None:
+def log_known(writer: Recorder, info: FitInfo | None) -> None:
     """What is known of a fit before it runs (spec, engine, formula or recipe): a run whose fit
     fails still says what was fitted. The fit's own params replace these when it succeeds."""
     if info is not None and info.spec is not None:
         log_info(writer, info)
 
 
-def log_tables(call: Call, writer: RunWriter, frames: Outputs) -> None:
+def log_tables(call: Call, writer: Recorder, frames: Outputs) -> None:
     """The three DataFrames as ``tidymodels/*.parquet`` (when ``log_outputs``)."""
     if call.config.log_outputs:
         for name, frame in zip(fits.TABLES, frames):
             writer.log_table(frame, f"tidymodels/{name}.parquet")
 
 
-def log_model(call: Call, writer: RunWriter, fit: Any) -> None:
+def log_model(call: Call, writer: Recorder, fit: Any) -> None:
     """With ``log_models``, the fit as an MLflow model named ``model`` linked to its run (and
     registered under ``registered_model_name``); the run's tag ``tidymlflow.model_uri`` points at
     it. A model that cannot be logged is one of the call's logging errors; the rest stays."""
@@ -53,7 +53,7 @@ def log_model(call: Call, writer: RunWriter, fit: Any) -> None:
         call.errors.append(exc)
 
 
-def log_dataset(call: Call, writer: RunWriter, data: Any, context: str) -> None:
+def log_dataset(call: Call, writer: Recorder, data: Any, context: str) -> None:
     """Record a frame as an MLflow dataset input (schema and digest, no rows)."""
     if not call.config.log_datasets or data is None or not hasattr(data, "columns"):
         return
@@ -76,7 +76,7 @@ def outputs(call: Call, fit: Any, logged: str) -> Outputs | None:
         return None
 
 
-def log_single(call: Call, writer: RunWriter, fit: Any, data: Any = None,
+def log_single(call: Call, writer: Recorder, fit: Any, data: Any = None,
                extra_params: Mapping[str, Any] | None = None, timed: bool = True) -> None:
     """Params, tags, metrics and the three tables of one fit; remember its run for evaluate().
     ``timed`` logs the call's duration as the fit's (False for one fit among many)."""
@@ -105,14 +105,14 @@ def _register(fit: Any, logged: LoggedRun) -> None:
         registry.register(inner, logged)
 
 
-def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> None:
+def log_nested(call: Call, parent: Recorder, nested: Any, data: Any = None) -> None:
     """Parent (group summary, combined tables) and one child run per group, best first by the
     training metric (tag ``rank``; ``evaluate()`` ranks them again on the test split)."""
     group_col = nested.group_col
     frames = outputs(call, nested, "the params of the parent and of every group")
     stats_by_group = dict(common.by_group(frames.stats, group_col)) if frames is not None else {}
     children: dict[Any, str] = {}
-    writers: dict[Any, RunWriter] = {}
+    writers: dict[Any, Recorder] = {}
     per_group: dict[Any, dict[str, float]] = {}
     group_tags: dict[Any, dict[str, str]] = {}
     for group, group_stats in stats_by_group.items():
@@ -122,7 +122,7 @@ def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> 
     metric = f"train_{common.DEFAULT_METRIC}"
     order = common.rank_order({g: per_group.get(g, {}).get(metric) for g in infos}, common.DEFAULT_METRIC)
 
-    def fill(child: RunWriter, group: Any) -> None:
+    def fill(child: Recorder, group: Any) -> None:
         child.log_params({**infos[group].params(), "group_col": group_col})
         if group in per_group:
             child.log_metrics(per_group[group])
@@ -151,7 +151,7 @@ def log_nested(call: Call, parent: RunWriter, nested: Any, data: Any = None) -> 
     registry.register(nested, LoggedRun(parent.handle, children=children))
 
 
-def _describe_nested(parent: RunWriter, info: FitInfo, group_col: str,
+def _describe_nested(parent: Recorder, info: FitInfo, group_col: str,
                      per_group: Mapping[Any, Mapping[str, float]], split: str = "train") -> None:
     """The per-group parent's description: one row per group with its metrics on ``split``, best
     first (the order and the ``rank`` tags of the group runs)."""
@@ -234,13 +234,13 @@ def nested_handler(spec_of: Callable[[Any], Any], known: Callable[[Call], FitInf
 
 
 # -- plots --------------------------------------------------------------------------------------
-def fit_plots(call: Call, writer: RunWriter, frames: Outputs) -> None:
+def fit_plots(call: Call, writer: Recorder, frames: Outputs) -> None:
     """Residual diagnostics, forecast and decomposition of one fit (each only when it applies)."""
     for name in ("residual_diagnostics", "forecast", "decomposition"):
         log_plot(call, writer, name, frames.outputs)
 
 
-def nested_plots(call: Call, writer: RunWriter, frames: Outputs, group_col: str) -> None:
+def nested_plots(call: Call, writer: Recorder, frames: Outputs, group_col: str) -> None:
     """Per-group forecast, the metric per group and split, and coefficients across groups."""
     log_plot(call, writer, "forecast", frames.outputs, group_col)
     table = fits.nested_metric_table(frames.stats, group_col, common.DEFAULT_METRIC)

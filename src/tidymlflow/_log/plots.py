@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidymlflow._writer import RunWriter
-from tidymlflow.layer import Call
+from tidymlflow._recording.call import Call
+from tidymlflow._recording.recorder import Recorder
 
 
-def log_plot(call: Call, writer: RunWriter, name: str, *args: Any, **kwargs: Any) -> bool:
+def log_plot(call: Call, writer: Recorder, name: str, *args: Any, **kwargs: Any) -> bool:
     """Plot ``name`` of these inputs into ``writer``'s ``plots/`` folder when the configuration
     asks for it: the writer draws a png, and for the interactive plots also the html (the png is
     what shows offline). A plot that fails is skipped and counted among the call's logging errors

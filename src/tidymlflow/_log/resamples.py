@@ -15,11 +15,11 @@ from tidymlflow._log.fits import log_duration, log_info
 from tidymlflow._log.plots import log_plot
 from tidymlflow._read import common, fits
 from tidymlflow._read import resamples as rs
-from tidymlflow._writer import RunWriter
-from tidymlflow.layer import Call
+from tidymlflow._recording.call import Call
+from tidymlflow._recording.recorder import Recorder
 
 
-def log_cv(writer: RunWriter, rows: pd.DataFrame, prefix: str = "cv_") -> None:
+def log_cv(writer: Recorder, rows: pd.DataFrame, prefix: str = "cv_") -> None:
     """Metrics ``<prefix><metric>_mean/_std``, the per-fold series ``<prefix><metric>_fold``
     (step = fold position) and the param ``<prefix><metric>_n`` (folds with a value)."""
     summary: dict[str, float] = {}
@@ -32,14 +32,14 @@ def log_cv(writer: RunWriter, rows: pd.DataFrame, prefix: str = "cv_") -> None:
             writer.log_metric(f"{prefix}{metric}_fold", value, step=int(position))
 
 
-def log_summary(writer: RunWriter, summary: Mapping[str, float], step: int = 0) -> None:
+def log_summary(writer: Recorder, summary: Mapping[str, float], step: int = 0) -> None:
     """A resampling summary: ``*_mean`` / ``*_std`` as metrics, the ``*_n`` counts as params (a
     count is not a score, and a one-value metric is only a bar in the UI)."""
     writer.log_metrics({k: v for k, v in summary.items() if not k.endswith("_n")}, step=step)
     writer.log_params({k: int(v) for k, v in summary.items() if k.endswith("_n")})
 
 
-def log_workflow(call: Call, writer: RunWriter, workflow: Any) -> None:
+def log_workflow(call: Call, writer: Recorder, workflow: Any) -> None:
     """Params and tags of an unfitted workflow, as a fit of it would log them, and its recipe."""
     info = fits.describe_workflow(workflow)
     if info is None:
@@ -48,7 +48,7 @@ def log_workflow(call: Call, writer: RunWriter, workflow: Any) -> None:
     call.contribute(writer, workflow)
 
 
-def _fold_runs(call: Call, parent: RunWriter, rows: pd.DataFrame, folds: pd.DataFrame) -> None:
+def _fold_runs(call: Call, parent: Recorder, rows: pd.DataFrame, folds: pd.DataFrame) -> None:
     """One child per fold with that fold's metrics and boundaries (``log_fold_runs``)."""
     bounds = {int(r["position"]): r for r in folds.to_dict("records")} if not folds.empty else {}
     for position, part in rows.groupby("position", sort=True):
@@ -60,12 +60,12 @@ def _fold_runs(call: Call, parent: RunWriter, rows: pd.DataFrame, folds: pd.Data
         child.log_metrics({f"cv_{m}_fold": v for m, v in zip(part["metric"], part["value"])})
 
 
-def _predictions(writer: RunWriter, results: Any, path: str) -> None:
+def _predictions(writer: Recorder, results: Any, path: str) -> None:
     if isinstance(results.predictions, pd.DataFrame) and not results.predictions.empty:
         writer.log_table(results.predictions, path)
 
 
-def log_resamples(call: Call, writer: RunWriter, workflow: Any, results: Any, resamples: Any = None) -> None:
+def log_resamples(call: Call, writer: Recorder, workflow: Any, results: Any, resamples: Any = None) -> None:
     """A ``fit_resamples`` result: resampler, ``cv_*`` metrics, folds and metrics tables."""
     resamples = resamples if resamples is not None else results.resamples
     log_workflow(call, writer, workflow)
@@ -85,7 +85,7 @@ def log_resamples(call: Call, writer: RunWriter, workflow: Any, results: Any, re
         _fold_runs(call, writer, rows, folds)
 
 
-def log_tuning(call: Call, parent: RunWriter, workflow: Any, results: Any, method: str,
+def log_tuning(call: Call, parent: Recorder, workflow: Any, results: Any, method: str,
                resamples: Any = None, metrics_arg: Any = None, *, folds_table_too: bool = True,
                best_as_cv: bool = False) -> pd.DataFrame | None:
     """A tuning result: the parent's summary and one child per candidate, best first.
@@ -126,7 +126,7 @@ def log_tuning(call: Call, parent: RunWriter, workflow: Any, results: Any, metho
     return summary
 
 
-def _describe_tuning(call: Call, parent: RunWriter, workflow: Any, summary: pd.DataFrame,
+def _describe_tuning(call: Call, parent: Recorder, workflow: Any, summary: pd.DataFrame,
                      params: list[str], metric: str, n_folds: int) -> None:
     """The tuning parent's description: what was tuned, the leaderboard and the best values."""
     info = fits.describe_workflow(workflow)
@@ -143,7 +143,7 @@ def _describe_tuning(call: Call, parent: RunWriter, workflow: Any, summary: pd.D
         f"\nBest: {best}" if best else "")
 
 
-def _candidates(call: Call, parent: RunWriter, workflow: Any, rows: pd.DataFrame,
+def _candidates(call: Call, parent: Recorder, workflow: Any, rows: pd.DataFrame,
                 summary: pd.DataFrame, params: list[str], folds: pd.DataFrame) -> None:
     """A child per candidate, best first, up to ``max_tuning_runs``."""
     ranked = summary[summary["rank"].notna()]
@@ -153,7 +153,7 @@ def _candidates(call: Call, parent: RunWriter, workflow: Any, rows: pd.DataFrame
     by_config = dict(iter(rows.groupby(".config", sort=False)))
     records = {str(r[".config"]): r for r in chosen.to_dict("records")}
 
-    def fill(child: RunWriter, config: str) -> None:
+    def fill(child: Recorder, config: str) -> None:
         if info is not None:
             child.log_params(info.params())
         child.log_params({f"args.{p}": common.param_text(rs.plain(records[config][p])) for p in params})

@@ -9,8 +9,9 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from tidymlflow._read import common, fast, recipes
-from tidymlflow._weak import WeakIdMap
+from tidymlflow._read import common, recipes
+from tidymlflow._runtime import fastpath as fast
+from tidymlflow._runtime.weak import WeakIdMap
 
 #: The names of the library's three output DataFrames, in ``extract_outputs()`` order.
 TABLES = ("outputs", "coefficients", "stats")

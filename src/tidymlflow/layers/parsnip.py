@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidymlflow._log import fits
-from tidymlflow._read.fits import FitInfo
-from tidymlflow.layer import Call, Layer, Patch
+from tidymlflow.layer import Call, Layer, Patch, fits, readers
 
 MODULE = "py_parsnip.model_spec"
 
@@ -15,10 +13,10 @@ def _spec(spec: Any) -> Any:
     return spec
 
 
-def _known(call: Call) -> FitInfo:
+def _known(call: Call) -> readers.fits.FitInfo:
     """A spec's fit before it runs: the spec and the formula argument."""
     spec = call.instance
-    return FitInfo(spec, "formula", call.argument("formula"), str(spec.model_type))
+    return readers.fits.FitInfo(spec, "formula", call.argument("formula"), str(spec.model_type))
 
 
 layer = Layer("parsnip", (

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 from typing import Any
 
-from tidymlflow._log.plots import log_plot
-from tidymlflow._read import common
-from tidymlflow._read import recipes as rr
-from tidymlflow._writer import RunWriter
-from tidymlflow.layer import Call, Layer, Patch
+from tidymlflow.layer import Call, Layer, Patch, Recorder, log_plot, readers
+
+#: the readers this layer uses
+common, rr = readers.common, readers.recipes
 
 MODULE = "py_recipes.recipe"
 #: Where the step classes live: the package re-exports nearly all; the others are read from
@@ -27,7 +26,7 @@ STEPS = ("py_recipes.steps", "py_recipes.steps.categorical_extended", "py_recipe
 PREP_CALL = "Recipe.prep"
 
 
-def log_recipe(call: Call, writer: RunWriter, recipe: Any, prepared: Any = None,
+def log_recipe(call: Call, writer: Recorder, recipe: Any, prepared: Any = None,
                plots: bool = True) -> None:
     """Params, steps.json and, when prepared, learned tables, lineage, PCA metrics and (with
     ``plots``) the scree and correlation plots."""
@@ -45,7 +44,7 @@ def log_recipe(call: Call, writer: RunWriter, recipe: Any, prepared: Any = None,
             log_plot(call, writer, "feature_correlation", before, after)
 
 
-def _log_steps(call: Call, writer: RunWriter, steps: list[rr.StepState], plots: bool) -> None:
+def _log_steps(call: Call, writer: Recorder, steps: list[rr.StepState], plots: bool) -> None:
     """steps.json, each step's learned table and PCA metrics, and the scree plot."""
     scree: dict[str, list[float]] = {}
     for step in steps:
@@ -70,7 +69,7 @@ def _observe_bake(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], 
     return rr.baked(data, result)
 
 
-def _log_state(writer: RunWriter, i: int, name: str, state: dict[str, Any]) -> list[float] | None:
+def _log_state(writer: Recorder, i: int, name: str, state: dict[str, Any]) -> list[float] | None:
     """The step's learned table and PCA metrics; returns the explained variance ratios."""
     ratios = rr.explained_variance(state)
     for component, ratio in enumerate(ratios or ()):
@@ -81,7 +80,7 @@ def _log_state(writer: RunWriter, i: int, name: str, state: dict[str, Any]) -> l
     return ratios
 
 
-def _log_model(writer: RunWriter, prepared: Any) -> None:
+def _log_model(writer: Recorder, prepared: Any) -> None:
     import cloudpickle
 
     with open(writer.artifact_path("recipe/prepared_recipe.pkl"), "wb") as fh:
@@ -108,7 +107,7 @@ def _step_prep(call: Call) -> Generator[None, Any, None]:
     _log_steps(call, writer, [rr.StepState(0, name, step, prepared)], plots=True)
 
 
-def contribute(call: Call, writer: RunWriter, result: Any, children: Mapping[Any, RunWriter]) -> None:
+def contribute(call: Call, writer: Recorder, result: Any, children: Mapping[Any, Recorder]) -> None:
     """A fit's recipe into the fit's run; per-group recipes into their group runs; an unfitted
     workflow's recipe settings (resampling and tuning runs)."""
     if not children:

@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from tidymlflow._log import resamples
-from tidymlflow._log.fits import log_known
-from tidymlflow._read.fits import describe_workflow, model_name
-from tidymlflow.layer import Call, Handler, Layer, Patch
+from tidymlflow.layer import Call, Handler, Layer, Patch, fits, readers, resampling
 
 _TUNERS = (
     ("py_tune.tune", "tune_grid", "grid"),
@@ -26,20 +23,20 @@ _TUNERS = (
 
 def _fit_resamples(call: Call) -> Generator[None, Any, None]:
     workflow = call.argument("workflow")
-    writer = call.start_run(f"fit_resamples: {model_name(workflow)}",
+    writer = call.start_run(f"fit_resamples: {readers.fits.model_name(workflow)}",
                             hierarchical=call.config.log_fold_runs)
-    log_known(writer, describe_workflow(workflow))
+    fits.log_known(writer, readers.fits.describe_workflow(workflow))
     results = yield
-    resamples.log_resamples(call, writer, workflow, results, call.argument("resamples"))
+    resampling.log_resamples(call, writer, workflow, results, call.argument("resamples"))
 
 
 def _tuner(function: str, method: str) -> Handler:
     def handler(call: Call) -> Generator[None, Any, None]:
         workflow = call.argument("workflow")
-        parent = call.start_run(f"{function}: {model_name(workflow)}", hierarchical=True)
-        log_known(parent, describe_workflow(workflow))
+        parent = call.start_run(f"{function}: {readers.fits.model_name(workflow)}", hierarchical=True)
+        fits.log_known(parent, readers.fits.describe_workflow(workflow))
         results = yield
-        resamples.log_tuning(call, parent, workflow, results, method, call.argument("resamples"),
+        resampling.log_tuning(call, parent, workflow, results, method, call.argument("resamples"),
                              call.argument("metrics"))
 
     return handler

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidymlflow._log import fits
-from tidymlflow._read.fits import FitInfo, describe_workflow
-from tidymlflow.layer import Call, Layer, Patch
+from tidymlflow.layer import Call, Layer, Patch, fits, readers
 
 MODULE = "py_workflows.workflow"
 
@@ -15,11 +13,11 @@ def _spec(workflow: Any) -> Any:
     return workflow.spec
 
 
-def _known(call: Call) -> FitInfo:
+def _known(call: Call) -> readers.fits.FitInfo:
     """A workflow's fit before it runs: its spec and formula (or recipe)."""
-    info = describe_workflow(call.instance)
+    info = readers.fits.describe_workflow(call.instance)
     if info is None:  # no model: the library raises; the run is named after the workflow
-        return FitInfo(None, "formula", None, "workflow")
+        return readers.fits.FitInfo(None, "formula", None, "workflow")
     return info
 
 

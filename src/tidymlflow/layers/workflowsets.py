@@ -14,16 +14,23 @@ from typing import Any
 
 import pandas as pd
 
-from tidymlflow._log import comparison, fits
-from tidymlflow._log.plots import log_plot
-from tidymlflow._log.resamples import log_cv, log_summary, log_tuning, log_workflow
-from tidymlflow._read import common
-from tidymlflow._read import resamples as rs
-from tidymlflow._read import workflowsets as wsr
-from tidymlflow._read.fits import describe_workflow
-from tidymlflow._runs import LoggedRun, registry
-from tidymlflow._writer import RunWriter
-from tidymlflow.layer import Call, Handler, Layer, Patch
+from tidymlflow.layer import (
+    Call,
+    Handler,
+    Layer,
+    LoggedRun,
+    Patch,
+    Recorder,
+    comparison,
+    fits,
+    log_plot,
+    readers,
+    registry,
+    resampling,
+)
+
+#: the readers this layer uses
+common, rs, wsr = readers.common, readers.resamples, readers.workflowsets
 
 MODULE = "py_workflowsets.workflowset"
 PREFIX = "workflowset"
@@ -44,14 +51,14 @@ class _Set:
     tuned: Mapping[str, str] = field(default_factory=dict)  # wflow_id -> its best tuned values
 
 
-def _log_set(call: Call, parent: RunWriter, s: _Set, fill: Callable[[RunWriter, str], None],
+def _log_set(call: Call, parent: Recorder, s: _Set, fill: Callable[[Recorder, str], None],
              best: Mapping[str, Mapping[str, float]]) -> list[str]:
     """The skeleton: children best first, the parent's shared content, the winner's metrics."""
     order = common.rank_order(s.scores, s.metric)
 
-    def fill_child(child: RunWriter, wid: str) -> None:
+    def fill_child(child: Recorder, wid: str) -> None:
         if s.params:
-            log_workflow(call, child, s.ws[wid])
+            resampling.log_workflow(call, child, s.ws[wid])
         fill(child, wid)
 
     comparison.ranked_children(call, parent, order, name=lambda wid, rank: _label(s.ws, wid, rank,
@@ -63,12 +70,12 @@ def _log_set(call: Call, parent: RunWriter, s: _Set, fill: Callable[[RunWriter, 
     return order
 
 
-def _describe(call: Call, parent: RunWriter, s: _Set, order: list[str], what: str | None = None) -> None:
+def _describe(call: Call, parent: Recorder, s: _Set, order: list[str], what: str | None = None) -> None:
     """The parent's description: the leaderboard of workflows and the ones that failed."""
     models = wsr.model_types(s.ws)
     rows = []
     for rank, wid in enumerate(order, start=1):
-        info = describe_workflow(s.ws[wid])
+        info = readers.fits.describe_workflow(s.ws[wid])
         pre = info.label().split(": ", 1)[-1] if info is not None else ""
         rows.append([rank, wid, models.get(wid, ""), pre, s.scores.get(wid)])
     failed = [w for w in s.ws.workflows if w not in s.ok]
@@ -82,7 +89,7 @@ def _label(ws: Any, wid: str, rank: int, tuned: str = "") -> str:
     """A workflow's run name: its rank, its wflow_id and what it is, with its best tuned values
     (``tuned``) or else the model settings in which it differs from a sibling of the same model
     and preprocessor (``#2 prep_1_linear_reg_2: linear_reg(penalty=0.1, mixture=1.0): y ~ price``)."""
-    info = describe_workflow(ws[wid])
+    info = readers.fits.describe_workflow(ws[wid])
     if info is None:
         return common.short(f"#{rank} {wid}")
     differs = tuned or _differing_args(ws, wid, info.label())
@@ -101,7 +108,7 @@ def _differing_args(ws: Any, wid: str, label: str) -> str:
         params = common.model_params(spec) if spec is not None else {}
         return {k.removeprefix("args."): v for k, v in params.items() if k.startswith("args.")}
 
-    twins = [w for w in ws.workflows if w != wid and (i := describe_workflow(ws[w])) is not None
+    twins = [w for w in ws.workflows if w != wid and (i := readers.fits.describe_workflow(ws[w])) is not None
              and i.label() == label]
     if not twins:
         return ""
@@ -110,7 +117,7 @@ def _differing_args(ws: Any, wid: str, label: str) -> str:
     return ", ".join(f"{k}={own[k]}" for k in keys)
 
 
-def _parent(call: Call, parent: RunWriter, s: _Set, order: list[str]) -> None:
+def _parent(call: Call, parent: Recorder, s: _Set, order: list[str]) -> None:
     """What every WorkflowSet parent carries: counts, best workflow, info and preprocessors."""
     failed = len(s.ws.workflows) - len(s.ok)
     parent.log_params({"n_workflows": len(s.ws.workflows), f"{PREFIX}.metric": s.metric})
@@ -134,13 +141,13 @@ def _safe(call: Call, what: str, fn: Callable[[], Any]) -> Any:
         return None
 
 
-def _table(call: Call, writer: RunWriter, what: str, fn: Callable[[], Any]) -> None:
+def _table(call: Call, writer: Recorder, what: str, fn: Callable[[], Any]) -> None:
     frame = _safe(call, f"{PREFIX}/{what}.parquet", fn)
     if isinstance(frame, pd.DataFrame):
         writer.log_table(frame.reset_index(drop=True), f"{PREFIX}/{what}.parquet")
 
 
-def _comparison(call: Call, parent: RunWriter, ws: Any, scores: Mapping[str, tuple[Any, Any]],
+def _comparison(call: Call, parent: Recorder, ws: Any, scores: Mapping[str, tuple[Any, Any]],
                 metric: str, stability: bool = True) -> None:
     """workflow_comparison (and cv_stability) from {wflow_id: (mean, std)}."""
     models = wsr.model_types(ws)
@@ -173,7 +180,7 @@ def _resample_handler(fn: str | None) -> Handler:
     return handler
 
 
-def _log_resample_set(call: Call, parent: RunWriter, results: Any, resamples: Any, tuned: bool) -> None:
+def _log_resample_set(call: Call, parent: Recorder, results: Any, resamples: Any, tuned: bool) -> None:
     ws = results.workflow_set
     entries = wsr.entries(results, "tune_results")
     rows, names = wsr.resample_scores(entries, tuned, results.metrics)
@@ -181,12 +188,12 @@ def _log_resample_set(call: Call, parent: RunWriter, results: Any, resamples: An
     failed = {w: "no metric rows: every resample failed, or the library computes none for it"
               for w in entries if w not in rows}
 
-    def fill(child: RunWriter, wid: str) -> None:
+    def fill(child: Recorder, wid: str) -> None:
         if tuned:
-            log_tuning(call, child, ws[wid], entries[wid]["tune_results"], "grid", resamples,
+            resampling.log_tuning(call, child, ws[wid], entries[wid]["tune_results"], "grid", resamples,
                        results.metrics, folds_table_too=False, best_as_cv=True)
         elif wid in rows:
-            log_cv(child, rows[wid])
+            resampling.log_cv(child, rows[wid])
 
     means = {wid: frame.groupby("metric", sort=False)["value"].mean() for wid, frame in rows.items()}
     best = {wid: _best_values(entries[wid]["tune_results"].grid, frame) for wid, frame in rows.items()} \
@@ -221,17 +228,17 @@ def _nested(call: Call) -> Generator[None, Any, None]:
     _log_nested_set(call, parent, results)
 
 
-def _log_nested_set(call: Call, parent: RunWriter, results: Any) -> None:
+def _log_nested_set(call: Call, parent: Recorder, results: Any) -> None:
     ws, group_col = results.workflow_set, results.group_col
     ok = wsr.entries(results, "nested_fit")
     metric = wsr.split_metric(next(iter(ok.values()))["stats"], "train") if ok else common.DEFAULT_METRIC
     per_wf, summaries = wsr.nested_scores(ok, group_col, "train")
     groups: dict[str, dict[Any, str]] = {}
 
-    def fill(child: RunWriter, wid: str) -> None:
+    def fill(child: Recorder, wid: str) -> None:
         child.log_params({"group_col": group_col, "n_groups": len(per_wf[wid])})
         child.log_metrics(summaries[wid])
-        grand = _group_runs(call, child, wid, group_col, per_wf[wid], RunWriter.log_metrics)
+        grand = _group_runs(call, child, wid, group_col, per_wf[wid], Recorder.log_metrics)
         call.contribute(child, ok[wid]["nested_fit"], grand)
         groups[wid] = {g: w.handle for g, w in grand.items()}
 
@@ -246,18 +253,18 @@ def _log_nested_set(call: Call, parent: RunWriter, results: Any) -> None:
     registry.register(results, LoggedRun(parent.handle, children=children, groups=groups, metric=metric))
 
 
-def _remember(fill: Callable[[RunWriter, str], None],
-              children: dict[str, str]) -> Callable[[RunWriter, str], None]:
+def _remember(fill: Callable[[Recorder, str], None],
+              children: dict[str, str]) -> Callable[[Recorder, str], None]:
     """``fill`` that also records each child's run id by wflow_id."""
-    def wrapped(child: RunWriter, wid: str) -> None:
+    def wrapped(child: Recorder, wid: str) -> None:
         fill(child, wid)
         children[wid] = child.handle
 
     return wrapped
 
 
-def _group_runs(call: Call, child: RunWriter, wid: str, group_col: str, per_group: Mapping[Any, Any],
-                log: Callable[[RunWriter, Any], None]) -> dict[Any, RunWriter]:
+def _group_runs(call: Call, child: Recorder, wid: str, group_col: str, per_group: Mapping[Any, Any],
+                log: Callable[[Recorder, Any], None]) -> dict[Any, Recorder]:
     """A grandchild ``<wflow_id> / <group>`` per group, filled by ``log(grandchild, value)``."""
     grand = {}
     for group, value in per_group.items():
@@ -268,7 +275,7 @@ def _group_runs(call: Call, child: RunWriter, wid: str, group_col: str, per_grou
     return grand
 
 
-def _nested_plots(call: Call, parent: RunWriter, results: Any, per_wf: Mapping[str, Mapping[Any, Any]],
+def _nested_plots(call: Call, parent: Recorder, results: Any, per_wf: Mapping[str, Mapping[Any, Any]],
                   summaries: Mapping[str, Mapping[str, float]], metric: str, split: str,
                   best: str | None) -> None:
     """workflow_comparison across groups, the group x workflow heatmap and the best workflow's
@@ -285,7 +292,7 @@ def _nested_plots(call: Call, parent: RunWriter, results: Any, per_wf: Mapping[s
         log_plot(call, parent, "coefficient_variation", entry["coefs"], results.group_col)
 
 
-def _nested_tables(call: Call, parent: RunWriter, results: Any, metric: str, split: str) -> None:
+def _nested_tables(call: Call, parent: Recorder, results: Any, metric: str, split: str) -> None:
     _table(call, parent, "metrics", lambda: results.collect_metrics(by_group=False, split="all"))
     _table(call, parent, "metrics_by_group", lambda: results.collect_metrics(by_group=True, split="all"))
     n = len(results.workflow_set.workflows)
@@ -340,7 +347,7 @@ def _global(call: Call) -> Generator[None, Any, None]:
     metric = wsr.split_metric(next(iter(ok.values()))["metrics"], "train") if ok else common.DEFAULT_METRIC
     scores = {w: common.stats_metrics(r["metrics"], splits={"train"})[0] for w, r in ok.items()}
 
-    def fill(child: RunWriter, wid: str) -> None:
+    def fill(child: Recorder, wid: str) -> None:
         fits.log_single(call, child, ok[wid]["fit"], extra_params={"group_col": group_col}, timed=False)
 
     scored = _Set(ws, metric, {w: s.get(f"train_{metric}") for w, s in scores.items()}, ok=list(ok),
@@ -363,16 +370,16 @@ def _group_resamples(fn: str) -> Handler:
     return handler
 
 
-def _log_group_resamples(call: Call, parent: RunWriter, results: Any, resamples: Any) -> None:
+def _log_group_resamples(call: Call, parent: Recorder, results: Any, resamples: Any) -> None:
     ws, group_col = results.workflow_set, results.group_col
     by_wf = wsr.group_fold_rows(results)
     metric = wsr.group_metric(by_wf, results.metrics)
     summaries = {wid: wsr.across_groups(groups) for wid, groups in by_wf.items()}
 
-    def fill(child: RunWriter, wid: str) -> None:
+    def fill(child: Recorder, wid: str) -> None:
         child.log_params({"group_col": group_col, "n_groups": len(by_wf[wid])})
-        log_summary(child, summaries[wid])
-        _group_runs(call, child, wid, group_col, by_wf[wid], log_cv)
+        resampling.log_summary(child, summaries[wid])
+        _group_runs(call, child, wid, group_col, by_wf[wid], resampling.log_cv)
 
     scored = _Set(ws, metric, {w: s.get(f"cv_{metric}_mean") for w, s in summaries.items()},
                   ok=list(by_wf), child_tags={"group_col": group_col})

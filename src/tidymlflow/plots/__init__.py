@@ -11,14 +11,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-PLOT_NAMES: frozenset[str] = frozenset({
-    "residual_diagnostics", "forecast", "decomposition", "pca_scree", "feature_correlation",
-    "cv_folds", "parameter_sensitivity", "parallel_coordinates", "workflow_comparison",
-    "cv_stability", "per_group_heatmap", "coefficient_variation",
-})
+from tidymlflow._jobs.names import INTERACTIVE, PLOT_NAMES
 
-#: Plots drawn with plotly and saved as html; every other plot is a matplotlib png.
-INTERACTIVE: frozenset[str] = frozenset({"forecast", "parallel_coordinates"})
+__all__ = ["INTERACTIVE", "PLOT_NAMES", "draw", "draw_png", "save"]
 
 
 def draw(name: str, *args: Any, **kwargs: Any) -> Any:

@@ -24,7 +24,8 @@ from tidymlflow.errors import TidyMLflowWarning
 #: this logger at INFO, as MLflow's autologging does; warnings are kept for logging failures.
 logger = logging.getLogger("tidymlflow")
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: tidymlflow's own files (this module is one folder below the package's).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _WRAPT_DIR = os.path.dirname(os.path.abspath(wrapt.__file__ or "")) + os.sep
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import json
 import os
 import re
 import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from tidymlflow._jobs import records
 
 try:
     import fcntl
@@ -120,9 +121,10 @@ def new_job(journal: str) -> str:
     return path
 
 
-def commit(job: str, manifest: dict[str, Any]) -> None:
+def commit(job: str, manifest: str) -> None:
     """Make everything in the job private (folders 0700, files 0600: staged frames are training
-    data), then write the manifest last and atomically: from now on the job is complete on disk."""
+    data), then write the manifest (its text) last and atomically: from now on the job is complete
+    on disk."""
     for here, dirs, files in os.walk(job):
         for name in dirs:
             os.chmod(os.path.join(here, name), 0o700)
@@ -130,7 +132,7 @@ def commit(job: str, manifest: dict[str, Any]) -> None:
             os.chmod(os.path.join(here, name), 0o600)
     tmp = os.path.join(job, MANIFEST + ".tmp")
     with _private_file(tmp) as fh:
-        json.dump(manifest, fh, default=str)
+        fh.write(manifest)
     os.replace(tmp, os.path.join(job, MANIFEST))
 
 
@@ -148,29 +150,41 @@ def trusted(path: str) -> str | None:
     return None
 
 
-def load(job: str) -> dict[str, Any]:
-    """A job's manifest."""
-    with open(os.path.join(job, MANIFEST), encoding="utf-8") as fh:
-        data: dict[str, Any] = json.load(fh)
-    return data
+def own_job(path: str) -> str:
+    """``path`` when it is a job folder of one of this user's journals (a folder of a folder of
+    :func:`root`, owned by the user, no link on the way), else :class:`records.RecordError`: the
+    writer takes no folder from a message that it would not have made itself."""
+    base = os.path.realpath(root())
+    real = os.path.realpath(path) if os.path.isabs(path) else ""
+    if (os.path.dirname(os.path.dirname(real)) != base or os.path.islink(path)
+            or os.path.islink(os.path.dirname(path))):
+        raise records.RecordError(f"{path!r} is not a job folder of this user's journal ({base})")
+    why = trusted(real) or trusted(os.path.dirname(real))
+    if why is not None:
+        raise records.RecordError(f"{path!r} {why}")
+    return path
 
 
-def progress(job: str) -> dict[str, Any]:
+def manifest(job: str) -> records.Manifest:
+    """A job's manifest, checked (:func:`records.load_manifest`)."""
+    return records.load_manifest(job, MANIFEST)
+
+
+def progress(job: str) -> records.Progress:
     """What earlier attempts did (created runs by handle, number of attempts)."""
     try:
         with open(os.path.join(job, PROGRESS), encoding="utf-8") as fh:
-            data: dict[str, Any] = json.load(fh)
-            return data
-    except (OSError, ValueError):
-        return {"attempts": 0, "runs": {}}
+            return records.load_progress(fh.read())
+    except OSError:
+        return records.Progress()
 
 
-def save_progress(job: str, data: dict[str, Any]) -> None:
+def save_progress(job: str, progress: records.Progress) -> None:
     """Record progress (best effort: a full disk must not stop the delivery itself)."""
     with contextlib.suppress(OSError):
         tmp = os.path.join(job, PROGRESS + ".tmp")
         with _private_file(tmp) as fh:
-            json.dump(data, fh)
+            fh.write(records.dump_progress(progress))
         os.replace(tmp, os.path.join(job, PROGRESS))
 
 

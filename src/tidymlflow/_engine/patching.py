@@ -3,7 +3,6 @@ It knows no layer and imports no py-tidymodels module."""
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import fnmatch
 import gc
@@ -20,18 +19,17 @@ from typing import Any
 
 import wrapt
 
-from tidymlflow import _imports, _safety, _service, _state
-from tidymlflow._config import AutologConfig
-from tidymlflow._runs import py_tidymodels_version, user_run
+from tidymlflow._engine.declare import Layer, Patch
+from tidymlflow._jobs import handover
+from tidymlflow._recording.call import Call, Handler
+from tidymlflow._recording.runs import py_tidymodels_version, user_run
+from tidymlflow._runtime import imports as _imports
+from tidymlflow._runtime import safety as _safety
+from tidymlflow._runtime import state as _state
+from tidymlflow._runtime.config import AutologConfig
 from tidymlflow.errors import TidyMLflowError, TidyMLflowWarning
-from tidymlflow.layer import Call, Handler, Layer, Patch
 
 ENTRY_POINT_GROUP = "tidymlflow.layers"
-
-#: The outermost patched call in this thread / task; nested patched calls see it and stay quiet.
-active_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar(
-    "tidymlflow_active_call", default=None)
-
 
 @dataclass
 class _Installed:
@@ -240,7 +238,7 @@ def _wrapper(layer_name: str, patch: Patch) -> Callable[..., Any]:
                 kwargs: dict[str, Any]) -> Any:
         __tracebackhide__ = True  # noqa: F841 (pytest and IPython leave our frames out of tracebacks)
         config = _state.config
-        outer = active_call.get()
+        outer = _state.active_call.get()
         if config is None or outer is not None or patch.observer_only:  # off, nested, or observer
             result = _safety.call_as_caller(wrapped, args, kwargs)
             if outer is not None and patch.observe is not False and config is not None \
@@ -249,11 +247,11 @@ def _wrapper(layer_name: str, patch: Patch) -> Callable[..., Any]:
             return result
         call = Call(layer_name, patch.target, wrapped, instance, args, kwargs, config,
                     layers=discover_layers())
-        token = active_call.set(call)  # the calls nested in it stay quiet, even when it logs nothing
+        token = _state.active_call.set(call)  # the calls nested in it stay quiet, even when it logs nothing
         try:
             return _run(call, None if _inside_library() else patch.handler, wrapped, args, kwargs)
         finally:
-            active_call.reset(token)
+            _state.active_call.reset(token)
 
     return wrapper
 
@@ -312,16 +310,15 @@ def _run(call: Call, handler: Handler | None, wrapped: Callable[..., Any], args:
             finally:
                 call.abandon()  # interrupted before the hand-over: no half-staged job is left
             call.report_errors()
-            if isinstance(_service.current(), _service.Inline):
-                _report_writer()  # in-process: a job kept in the journal is said at once
+            _report_writer(synchronous_only=True)  # in-process: a job kept is said at once
     return result
 
 
-def _report_writer() -> None:
+def _report_writer(synchronous_only: bool = False) -> None:
     """What the writer reported since the last call: warnings, or an error in strict mode."""
-    writer = _service.current()
-    if writer is not None:
-        writer.report.emit()
+    writer = handover.current()
+    if writer is not None and (writer.synchronous or not synchronous_only):
+        writer.report()
 
 
 def _start(call: Call, handler: Handler | None) -> Generator[None, Any, None] | None:

@@ -11,7 +11,7 @@ So while tidymlflow calls ``extract_outputs()``, two functions take a direct pat
 arguments the library uses and hand every other call to the original:
 ``acorr_ljungbox`` (the library's call: an int ``lags``, nothing else; no ``statsmodels.tsa``
 import) and ``statsmodels.tsa.stattools._stattools.acf`` (any other path to it). The tables are
-equal to the library's to about 1e-15 (tests/test_fast.py). statsmodels is never imported for
+equal to the library's to about 1e-15 (tests/read/test_fast.py). statsmodels is never imported for
 this: a module the library imports inside the window is swapped then (a post-import hook)."""
 
 from __future__ import annotations

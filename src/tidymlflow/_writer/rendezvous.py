@@ -25,7 +25,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tidymlflow import _env, _runs
+from tidymlflow._jobs.names import ENV
+from tidymlflow._runtime import env as _env
 
 try:
     import fcntl
@@ -58,7 +59,7 @@ def folder() -> str:
 
 def key() -> str:
     """The writer key of this process (see the module's docstring)."""
-    env = sorted((k, v) for k, v in os.environ.items() if k not in _VOLATILE and k not in _runs.ENV)
+    env = sorted((k, v) for k, v in os.environ.items() if k not in _VOLATILE and k not in ENV)
     parts = [sys.executable, sys.path, os.getcwd(), env, _code_stamp(), idle()]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
@@ -67,7 +68,7 @@ def _code_stamp() -> list[Any]:
     """Times and sizes of tidymlflow's modules and of MLflow's package: an upgrade or an edit
     means a new writer."""
     stamps: list[Any] = []
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tidymlflow/, all of it
     for dirpath, _, names in sorted(os.walk(package)):
         for name in sorted(n for n in names if n.endswith(".py")):
             info = os.stat(os.path.join(dirpath, name))

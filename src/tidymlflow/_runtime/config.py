@@ -6,8 +6,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidymlflow._writer import clean_key, clean_value
-from tidymlflow.plots import PLOT_NAMES
+from tidymlflow._jobs.names import PLOT_NAMES, clean_key, clean_value
 
 BUILTIN_LAYERS = ("parsnip", "workflows", "recipes", "tune", "workflowsets")
 _BOOL_FLAGS = ("log_outputs", "log_models", "log_datasets", "log_fold_runs", "exclusive",

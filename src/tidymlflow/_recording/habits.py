@@ -23,7 +23,10 @@ from typing import Any
 
 import wrapt
 
-from tidymlflow import _imports, _safety, _state
+from tidymlflow._jobs import handover
+from tidymlflow._runtime import imports as _imports
+from tidymlflow._runtime import safety as _safety
+from tidymlflow._runtime import state as _state
 
 #: Seconds an MLflow read (or the end of the user's run) waits for pending jobs.
 READ_WAIT = 30.0
@@ -60,10 +63,8 @@ def wait(what: str) -> None:
     """Wait for the jobs handed to the writer so far (nothing to do when none is pending, inside
     one of tidymlflow's own calls, or without a writer); one warning when the wait runs out."""
     global _told
-    from tidymlflow import _engine, _service
-
-    writer = _service.current()
-    if writer is None or not writer.pending() or _engine.active_call.get() is not None:
+    writer = handover.current()
+    if writer is None or not writer.pending() or _state.active_call.get() is not None:
         return
     if writer.flush(READ_WAIT) or _told:
         return
@@ -90,9 +91,7 @@ def _last_active_run(wrapped: Callable[..., Any], instance: Any, args: tuple[Any
     theirs = wrapped(*args, **kwargs)
     if _state.config is None or _last_created is None:
         return theirs
-    from tidymlflow import _service
-
-    writer = _service.current()
+    writer = handover.current()
     run_id = writer.run_id(_last_created, READ_WAIT) if writer is not None else None
     if run_id is None:
         return theirs

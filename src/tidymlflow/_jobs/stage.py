@@ -12,14 +12,13 @@ import math
 import os
 from typing import Any
 
-from tidymlflow import _journal
+from tidymlflow._jobs import journal as _journal
+from tidymlflow._jobs.records import Manifest, dump_manifest, inside
 
 #: Rows of a table's CSV twin (the preview in the MLflow UI); the parquet file has them all.
 CSV_ROWS = 10_000
 #: Rows of a dataset that identify it (MLflow's digest hashes at most this many).
 DATASET_ROWS = 10_000
-#: Version of the manifest layout; the writer refuses another.
-FORMAT = 1
 
 
 class Stage:
@@ -58,9 +57,9 @@ class Stage:
         self._frames[id(frame)] = (frame, relative)
         return relative
 
-    def commit(self, manifest: dict[str, Any]) -> str:
+    def commit(self, manifest: Manifest) -> str:
         """Write the manifest: the job is handed over. Returns the job folder."""
-        _journal.commit(self.path, manifest)
+        _journal.commit(self.path, dump_manifest(manifest))
         return self.path
 
     def discard(self) -> None:
@@ -125,7 +124,7 @@ def decode(value: Any, job: str) -> Any:
     if "$frame" in value or "$series" in value:
         import pandas as pd
 
-        frame = pd.read_parquet(os.path.join(job, value.get("$frame") or value["$series"]))
+        frame = pd.read_parquet(inside(job, value.get("$frame") or value["$series"]))
         return frame if "$frame" in value else frame[value["name"]]
     if "$array" in value:
         import numpy as np

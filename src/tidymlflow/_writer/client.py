@@ -1,13 +1,13 @@
 """The writer: where jobs go once a call has staged them.
 
-By default a process of its own (:mod:`tidymlflow._worker`, W&B's design): it imports
+By default a process of its own (:mod:`tidymlflow._writer.server`, W&B's design): it imports
 MLflow, opens the store and draws every plot while the user's script goes on; the user's process
 hands it each job's folder over a pipe and never waits on it, except in :func:`flush`, in
 ``tidymlflow.run_id`` and (bounded) at exit. ``TIDYMLFLOW_WRITER=inline`` (or
 ``autolog(writer="inline")``) writes in the user's process instead, synchronously, for places
 where a process cannot be started.
 
-Jobs live in the journal (:mod:`tidymlflow._journal`) from the moment they are handed over, so a
+Jobs live in the journal (:mod:`tidymlflow._jobs.journal`) from the moment they are handed over, so a
 writer that dies, a server that is down and a full disk lose nothing: ``tidymlflow sync``
 delivers what is left.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -24,13 +23,29 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
-from tidymlflow import _daemon, _env, _journal, _safety, _state
+from tidymlflow._jobs import journal as _journal
+from tidymlflow._jobs import records
+from tidymlflow._jobs.handover import EXIT_TIMEOUT
+from tidymlflow._jobs.records import (
+    Done,
+    Hello,
+    JobTarget,
+    Refused,
+    Submit,
+    ToScript,
+    ToWriter,
+    Wait,
+    Welcome,
+)
+from tidymlflow._runtime import env as _env
+from tidymlflow._runtime import safety as _safety
+from tidymlflow._runtime import state as _state
+from tidymlflow._writer import rendezvous as _daemon
 from tidymlflow.errors import TidyMLflowError
 
-#: Seconds the user's process waits at exit for the writer (``TIDYMLFLOW_EXIT_TIMEOUT``).
-EXIT_TIMEOUT = 60.0
 #: Seconds of waiting at exit before one progress line is printed.
 PROGRESS_AFTER = 2.0
 #: HTTP settings of the writer process (unless the user set them): short, so that a dead server
@@ -91,23 +106,26 @@ class Report:
 
 
 class Inline:
-    """Writes each job at once, in the user's process."""
+    """Writes each job at once, in the user's process (a :class:`~tidymlflow._jobs.handover.Writer`)."""
+
+    synchronous = True
 
     def __init__(self) -> None:
-        from tidymlflow._deliver import Deliverer
+        self.pid = os.getpid()
+        from tidymlflow._writer.delivery import Deliverer
 
         self.deliverer = Deliverer(apply_target=False)
         self.resolved: dict[str, str] = {}
         self._order: list[str] = []
         self.flushed = 0  # runs returned by tidymlflow.flush() so far
-        self.report = Report()
+        self.reports = Report()
         # One job at a time, as the writer process does: jobs of two threads share the
         # deliverer's caches and would race on what a store creates once (an experiment's tags).
         self._delivering = threading.RLock()
 
-    def submit(self, job: str, handles: list[str]) -> list[str]:
+    def submit(self, job: str, handles: Sequence[str], call: str) -> list[str]:
         """Deliver ``job``; the errors of its parts (the call reports them itself)."""
-        from tidymlflow._deliver import Undelivered
+        from tidymlflow._writer.failures import Undelivered
 
         with self._delivering, _journal.locked(job) as ours:
             if not ours:
@@ -115,7 +133,7 @@ class Inline:
             try:
                 result = self.deliverer.deliver(job)
             except Undelivered as exc:
-                self.report.keep(os.path.dirname(job), str(exc))
+                self.reports.keep(os.path.dirname(job), str(exc))
                 return []
             _journal.remove(job)
         self.resolved.update(result.runs)
@@ -135,16 +153,22 @@ class Inline:
     def written(self) -> list[str]:
         return list(self._order)
 
+    def report(self) -> None:
+        self.reports.emit()
+
     def close(self, timeout: float) -> None:
-        self.report.emit()
+        self.reports.emit()
 
 
 class Process:
-    """The writer process and the user's side of its pipe."""
+    """The writer process and the user's side of its pipe (a
+    :class:`~tidymlflow._jobs.handover.Writer`)."""
 
-    def __init__(self, warm: dict[str, Any] | None) -> None:
+    synchronous = False
+
+    def __init__(self, warm: JobTarget | None) -> None:
         self.pid = os.getpid()
-        self.report = Report()
+        self.reports = Report()
         self.resolved: dict[str, str] = {}
         self._order: list[str] = []  # run ids in the order they were written
         self.flushed = 0  # runs returned by tidymlflow.flush() so far
@@ -157,16 +181,16 @@ class Process:
         self._journals: set[str] = set()
         self._writer_pid: int | None = None
         self.sock, self.proc = _daemon.connect(_spawn)
-        self._send({"op": "hello", "path": sys.path, "warm": warm, "absent": _sqlite_absent(warm)})
+        self._send(Hello(tuple(sys.path), warm, _sqlite_absent(warm)))
         threading.Thread(target=self._read, name="tidymlflow-writer-pipe", daemon=True).start()
 
     # -- the connection ---------------------------------------------------------------------------------
-    def _send(self, message: dict[str, Any]) -> bool:
-        if self.report.dead:
+    def _send(self, message: ToWriter) -> bool:
+        if self.reports.dead:
             return False
         try:
             with self._sending:
-                self.sock.sendall((json.dumps(message, default=str) + "\n").encode())
+                self.sock.sendall(records.encode(message))
             return True
         except (OSError, ValueError):
             self._died()
@@ -174,47 +198,52 @@ class Process:
 
     def _read(self) -> None:
         with contextlib.suppress(OSError, ValueError):
-            for line in self.sock.makefile("rb"):
+            for line in records.lines(self.sock.makefile("rb")):
                 try:
-                    self._answer(json.loads(line))
-                except ValueError:
+                    self._answer(records.decode(line, (Welcome, Done, Refused)))
+                except records.RecordError:
                     continue
         self._died()
 
-    def _answer(self, message: dict[str, Any]) -> None:
+    def _answer(self, message: ToScript) -> None:
         with self._cond:
-            if message.get("op") == "hello":
-                self._writer_pid = int(message["pid"])
-            self._order.extend(message.get("created") or ())
-            self.resolved.update(message.get("runs") or {})
-            if message.get("errors"):
-                self.report.errors.extend(f"tidymlflow: logging {message.get('call')} failed: {e}. The "
-                                          "call's result is unaffected." for e in message["errors"])
-            if message.get("kept"):
-                self.report.keep(os.path.dirname(message.get("path", "")), message["kept"])
-            if message.get("late"):
-                self.report.keep(os.path.dirname(message.get("path", "")), "", -1)
-            elif message.get("op") == "job":
-                self._answered = max(self._answered, int(message["seq"]))
-                self._handles.pop(int(message["seq"]), None)
+            if isinstance(message, Welcome):
+                self._writer_pid = message.pid
+            elif isinstance(message, Refused):
+                self.reports.errors.append(f"tidymlflow: the writer refused a message: {message.error}")
+            else:
+                self._done(message)
             self._cond.notify_all()
+
+    def _done(self, message: Done) -> None:
+        self._order.extend(message.created)
+        self.resolved.update(message.runs)
+        self.reports.errors.extend(f"tidymlflow: logging {message.call} failed: {e}. The call's result is "
+                                   "unaffected." for e in message.errors)
+        if message.kept:
+            self.reports.keep(os.path.dirname(message.path), message.kept)
+        if message.seq is None:  # a job kept earlier is written now
+            self.reports.keep(os.path.dirname(message.path), "", -1)
+        else:
+            self._answered = max(self._answered, message.seq)
+            self._handles.pop(message.seq, None)
 
     def _died(self) -> None:
         with self._cond:
-            if self.report.dead is None and not self._closing:
+            if self.reports.dead is None and not self._closing:
                 code = None if self.proc is None else self.proc.poll()
-                self.report.dead = f"exit code {code}" if code is not None else "its connection closed"
+                self.reports.dead = f"exit code {code}" if code is not None else "its connection closed"
             self._cond.notify_all()
 
     # -- the user's side --------------------------------------------------------------------------------
-    def submit(self, job: str, handles: list[str]) -> list[str]:
+    def submit(self, job: str, handles: Sequence[str], call: str) -> list[str]:
         """Hand ``job`` over; never waits on the writer."""
         with self._cond:
             self._submitted += 1
             seq = self._submitted
-            self._handles[seq] = handles
+            self._handles[seq] = list(handles)
             self._journals.add(os.path.dirname(job))
-        if not self._send({"op": "job", "seq": seq, "path": job}):
+        if not self._send(Submit(seq, job, call)):
             with self._cond:
                 self._answered = max(self._answered, seq)
         return []
@@ -224,23 +253,23 @@ class Process:
         writer that died is noticed by its exit too, not only by its pipe closing."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.outstanding():
-            self._send({"op": "wait"})  # this script computes nothing now: the writer may use more
+            self._send(Wait())  # this script computes nothing now: the writer may use more
         with self._cond:
             target = self._submitted
             while True:
-                if self._answered >= target or self.report.dead is not None:
+                if self._answered >= target or self.reports.dead is not None:
                     return True
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
                 self._cond.wait(1.0 if left is None else min(1.0, left))
                 if self.proc is not None and self.proc.poll() is not None and self._answered < target:
-                    self.report.dead = f"exit code {self.proc.returncode}"
+                    self.reports.dead = f"exit code {self.proc.returncode}"
 
     def writer_pid(self, timeout: float | None = 30.0) -> int | None:
         """The process id of the writer (which may serve other scripts too), once it has said it."""
         with self._cond:
-            self._cond.wait_for(lambda: self._writer_pid is not None or self.report.dead is not None,
+            self._cond.wait_for(lambda: self._writer_pid is not None or self.reports.dead is not None,
                                 timeout)
             return self._writer_pid
 
@@ -249,7 +278,7 @@ class Process:
             return handle[4:]
         with self._cond:
             pending = [s for s, hs in self._handles.items() if handle in hs]
-            self._cond.wait_for(lambda: handle in self.resolved or self.report.dead is not None
+            self._cond.wait_for(lambda: handle in self.resolved or self.reports.dead is not None
                                 or self._answered >= (max(pending) if pending else 0), timeout)
             return self.resolved.get(handle)
 
@@ -259,11 +288,14 @@ class Process:
 
     def outstanding(self) -> int:
         with self._cond:
-            return 0 if self.report.dead else self._submitted - self._answered
+            return 0 if self.reports.dead else self._submitted - self._answered
 
     def pending(self) -> bool:
         """Jobs were handed over and not yet answered (a cheap check: no wait, no network)."""
-        return self._submitted > self._answered and not self.report.dead
+        return self._submitted > self._answered and not self.reports.dead
+
+    def report(self) -> None:
+        self.reports.emit()
 
     def close(self, timeout: float) -> None:
         """At exit: wait (bounded) until the writer has written or kept every job, with one
@@ -281,7 +313,7 @@ class Process:
             _stderr(f"tidymlflow: the writer (pid {self._writer_pid}) goes on in the background; what it "
                     f"cannot write stays in {where} for `tidymlflow sync`.")
         try:
-            self.report.emit()
+            self.reports.emit()
         except TidyMLflowError as exc:
             _stderr(str(exc))
 
@@ -294,13 +326,13 @@ class Process:
         return self.flush(timeout)
 
 
-def _sqlite_absent(target: dict[str, Any] | None) -> bool:
+def _sqlite_absent(target: JobTarget | None) -> bool:
     """Whether the target's tracking URI is a sqlite file that does not exist now (at
     ``autolog()``): if it exists when the writer looks, the script is creating it."""
-    if not target:
+    if target is None:
         return False
-    uri = target.get("tracking_uri") or target.get("env", {}).get("MLFLOW_TRACKING_URI")
-    path = _journal.sqlite_file(uri, target.get("cwd") or ".")
+    uri = target.tracking_uri or target.env.get("MLFLOW_TRACKING_URI")
+    path = _journal.sqlite_file(uri, target.cwd or ".")
     return path is not None and not os.path.exists(path)
 
 
@@ -316,7 +348,7 @@ def _spawn(listener: socket.socket, path: str, lock: str) -> subprocess.Popen[by
     in the user's terminal does not reach it), no terminal, its messages in the journal's
     ``writer.log``."""
     env = dict(os.environ)
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     for key, value in HTTP_DEFAULTS.items():
         env.setdefault(key, value)
@@ -327,7 +359,7 @@ def _spawn(listener: socket.socket, path: str, lock: str) -> subprocess.Popen[by
     fd = listener.fileno()
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "tidymlflow._worker", "--listen", str(fd), "--socket", path,
+            [sys.executable, "-m", "tidymlflow._writer", "--listen", str(fd), "--socket", path,
              "--lock", lock, "--idle", str(_daemon.idle())],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env,
             start_new_session=True, close_fds=True, pass_fds=(fd,))
@@ -340,13 +372,13 @@ _writer: Inline | Process | None = None
 _lock = threading.Lock()
 
 
-def get(warm: dict[str, Any] | None = None) -> Inline | Process:
+def get(warm: JobTarget | None = None) -> Inline | Process:
     """The writer of this process (started on first use; a forked child starts its own)."""
     global _writer
     with _lock:
         wanted = mode()
         current = _writer
-        if current is not None and (isinstance(current, Inline) == (wanted == "inline")):
+        if current is not None and current.synchronous == (wanted == "inline"):
             return current
         if current is not None:
             _close(current)
@@ -378,7 +410,7 @@ def _close(writer: Inline | Process) -> None:
 def _at_exit() -> None:
     global _writer
     writer, _writer = _writer, None
-    if writer is not None and getattr(writer, "pid", os.getpid()) == os.getpid():
+    if writer is not None and writer.pid == os.getpid():
         _close(writer)
 
 

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from tidymlflow import _journal
-from tidymlflow._job import Stage
+from tidymlflow._jobs import journal as _journal
+from tidymlflow._jobs.names import AUTOLOG_TAG, ENV, SECRETS
+from tidymlflow._jobs.records import JobTarget
+from tidymlflow._jobs.stage import Stage
+from tidymlflow._recording.recorder import Recorder
+from tidymlflow._runtime.weak import WeakIdMap
 from tidymlflow._version import __version__
-from tidymlflow._weak import WeakIdMap
-from tidymlflow._writer import RunWriter
-
-AUTOLOG_TAG = "mlflow.autologging"
-PARENT_TAG = "mlflow.parentRunId"
 
 _claimed_user_runs: set[str] = set()  # user runs that already hold a tidymlflow single fit
 _claim_lock = threading.Lock()
@@ -71,20 +70,11 @@ class Target:
         """This tracking URI's journal folder."""
         return _journal.folder(_journal.uri_key(self.tracking_uri, self.cwd))
 
-    def manifest(self) -> dict[str, Any]:
+    def record(self) -> JobTarget:
         """The target as a job records it: never a credential (the writer has the script's own
         environment; ``tidymlflow sync`` uses the environment of whoever runs it)."""
-        return {"tracking_uri": self.tracking_uri, "cwd": self.cwd, "experiment_id": self.experiment_id,
-                "env": {k: v for k, v in self.env.items() if k not in SECRETS}}
-
-
-#: The environment variables a job carries with it: the writer sets exactly these (and removes
-#: those the job does not have) while it writes the job.
-#: Credentials: in the environment of whoever writes a job, never in a job on disk.
-SECRETS = frozenset({"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"})
-ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_USERNAME",
-       "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS",
-       "MLFLOW_RUN_CONTEXT")
+        return JobTarget(self.tracking_uri, self.cwd, self.experiment_id,
+                         {k: v for k, v in self.env.items() if k not in SECRETS})
 
 
 def current_target() -> Target:
@@ -105,26 +95,26 @@ def current_target() -> Target:
 
 
 def open_run(stage: Stage, index: int, target: Target, name: str, tags: dict[str, str], *,
-             parent: RunWriter | None, hierarchical: bool,
-             start_time: int | None = None) -> tuple[RunWriter, bool]:
+             parent: Recorder | None, hierarchical: bool,
+             start_time: int | None = None) -> tuple[Recorder, bool]:
     """Return (writer, owned): a new run, or the user's active run for a single fit."""
     start = start_time or now_ms()
     if parent is not None:
-        return RunWriter(stage, index, _new_handle(), parent=parent.handle, name=name, tags=tags,
+        return Recorder(stage, index, _new_handle(), parent=parent.handle, name=name, tags=tags,
                          start_time=start), True
     if target.user_run is None:
-        return RunWriter(stage, index, _new_handle(), name=name, tags=tags, start_time=start), True
+        return Recorder(stage, index, _new_handle(), name=name, tags=tags, start_time=start), True
     run_id, experiment_id = target.user_run
     if not hierarchical:
         with _claim_lock:
             claim = run_id not in _claimed_user_runs
             _claimed_user_runs.add(run_id)
         if claim:
-            writer = RunWriter(stage, index, f"run:{run_id}", kind="existing", shared=True)
+            writer = Recorder(stage, index, f"run:{run_id}", kind="existing", shared=True)
             writer.set_tags({k: v for k, v in tags.items() if k.startswith(("tidymlflow.", "py_tidymodels."))
                              or k == AUTOLOG_TAG})
             return writer, False
-    return RunWriter(stage, index, _new_handle(), parent=f"run:{run_id}", name=name, tags=tags,
+    return Recorder(stage, index, _new_handle(), parent=f"run:{run_id}", name=name, tags=tags,
                      start_time=start, experiment_id=experiment_id), True
 
 

@@ -1,0 +1,205 @@
+"""What goes into a run, one MLflow call each: params, metrics and tags in batches, dataset
+inputs, the CSV twins of tables, plots drawn from their staged inputs, the model, and the run's
+files uploaded (or, after a failure, what was cut short removed)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from tidymlflow._jobs import journal as _journal
+from tidymlflow._jobs import serialize
+from tidymlflow._jobs import stage as _job
+from tidymlflow._jobs.names import clean_value
+from tidymlflow._jobs.records import DatasetRecord, ModelRecord, PlotRecord, RunRecord, inside
+from tidymlflow._writer.failures import transient
+
+#: The tag that points at a fit's logged model (``log_models=True``).
+MODEL_URI_TAG = "tidymlflow.model_uri"
+
+
+class ParamClashError(ValueError):
+    """Params tidymlflow would log are already set to other values in the run."""
+
+
+class PlotError(RuntimeError):
+    """A plot could not be drawn or saved; the rest of the call's logging went on."""
+
+
+def drop_clashes(client: Any, run_id: str, params: dict[str, Any]) -> list[str]:
+    """Remove the params whose key the run already holds with another value; their keys."""
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+    existing = client.get_run(run_id).data.params
+    clashes = sorted(k for k, v in params.items()
+                     if k in existing and existing[k] != clean_value(v, MAX_PARAM_VAL_LENGTH))
+    for key in clashes:
+        del params[key]
+    return clashes
+
+
+def tag_values(tags: dict[str, Any]) -> dict[str, str]:
+    """Tag values as MLflow stores them (text, cut to its limit)."""
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    return {k: clean_value(val, MAX_TAG_VAL_LENGTH) for k, val in tags.items()}
+
+
+def log_batch(client: Any, run_id: str, params: dict[str, Any], rec: RunRecord,
+              with_tags: bool = True) -> None:
+    """Params, metrics and (``with_tags``) the tags set after the call, in one call when they fit
+    MLflow's batch limits (the usual case)."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.utils import validation as v
+
+    metrics = [Metric(k, val, ts, step) for k, val, ts, step in rec.metrics]
+    plist = [Param(k, clean_value(val, v.MAX_PARAM_VAL_LENGTH)) for k, val in params.items()]
+    tags = [RunTag(k, val) for k, val in tag_values(rec.set_tags).items()] if with_tags else []
+    while metrics or plist or tags:
+        p, plist = plist[: v.MAX_PARAMS_TAGS_PER_BATCH], plist[v.MAX_PARAMS_TAGS_PER_BATCH :]
+        t, tags = tags[: v.MAX_PARAMS_TAGS_PER_BATCH], tags[v.MAX_PARAMS_TAGS_PER_BATCH :]
+        cut = min(v.MAX_ENTITIES_PER_BATCH - len(p) - len(t), v.MAX_METRICS_PER_BATCH)
+        m, metrics = metrics[:cut], metrics[cut:]
+        client.log_batch(run_id, metrics=m, params=p, tags=t, synchronous=True)
+
+
+def log_inputs(client: Any, run_id: str, job: str, datasets: tuple[DatasetRecord, ...]) -> None:
+    """Dataset inputs, with MLflow's own digest of the staged rows and the frame's full size."""
+    from mlflow.exceptions import MlflowException
+
+    inputs = [_dataset(job, d) for d in datasets]
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except MlflowException:
+        # Two runs registering the same new dataset at once race on the store's unique key;
+        # the dataset exists now, so one retry links it.
+        client.log_inputs(run_id, datasets=inputs)
+
+
+def _dataset(job: str, staged: DatasetRecord) -> Any:
+    """The DatasetInput MLflow's ``from_pandas`` gives for the user's frame, built from its first
+    rows and size (what the digest and profile read)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from mlflow.data.digest_utils import get_normalized_md5_digest
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    head = pd.read_parquet(inside(job, staged.file))
+    numeric = head.select_dtypes(include=[np.number]).columns
+    wanted = pd.Index(staged.string_columns).union(numeric)
+    digest = get_normalized_md5_digest([pd.util.hash_pandas_object(head[wanted]).values,
+                                        np.int64(staged.num_rows)]
+                                       + [str(c).encode() for c in staged.columns])
+    e = from_pandas(head, name=staged.context, digest=digest)._to_mlflow_entity()
+    profile = json.dumps({"num_rows": staged.num_rows, "num_elements": staged.num_elements})
+    entity = Dataset(e.name, e.digest, e.source_type, e.source, e.schema, profile)
+    return DatasetInput(entity, [InputTag("mlflow.data.context", staged.context)])
+
+
+def csv_twin(path: str) -> None:
+    """The CSV the MLflow UI previews as a grid: ``<name>.csv``, or
+    ``<name>.first_<N>_rows.csv`` when capped."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    rows = pq.ParquetFile(path).metadata.num_rows
+    frame = pd.read_parquet(path)
+    stem = path[: -len(".parquet")] if path.endswith(".parquet") else path
+    capped = rows > _job.CSV_ROWS
+    frame.head(_job.CSV_ROWS).to_csv(f"{stem}.first_{_job.CSV_ROWS}_rows.csv" if capped else f"{stem}.csv",
+                                     index=False)
+
+
+def draw_plot(job: str, files: str, plot: PlotRecord) -> str | None:
+    """Draw one plot of a job into its run's folder (``files``): a png, and for the interactive
+    plots also the html (the png is what shows offline). Returns the error of a plot that cannot
+    be drawn (the rest of the job goes on); a failure that may pass (a full disk) raises."""
+    from tidymlflow import plots
+
+    name = plot.name
+    folder = os.path.join(job, files, "plots")
+    aside = os.path.join(job, ".drawing", files)  # whole files only ever appear in the run's folder
+    try:
+        for path in (folder, os.path.join(job, ".drawing"), aside):  # private, as the whole job is
+            _journal.private_dir(path)
+        args, kwargs = _job.decode(plot.args, job), _job.decode(plot.kwargs, job)
+        with _quiet():
+            figure = plots.draw_png(name, *args, **kwargs)
+            if figure is None:
+                return None
+            drawn = [f"{name}.png"]
+            plots.save(figure, os.path.join(aside, drawn[0]))
+            if name in plots.INTERACTIVE:
+                drawn.append(f"{name}.html")
+                figure = plots.draw(name, *args, **kwargs)
+                plots.save(figure, os.path.join(aside, drawn[1]), plot.plotly_js)
+        for file in drawn:
+            os.chmod(os.path.join(aside, file), 0o600)
+            os.replace(os.path.join(aside, file), os.path.join(folder, file))
+    except Exception as exc:
+        if transient(exc):
+            raise
+        return f"PlotError: plot {name!r} skipped: {type(exc).__name__}: {exc}"
+    return None
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def log_model(client: Any, job: str, run_id: str, model: ModelRecord) -> None:
+    """The fit as an MLflow model linked to its run; its URI as the run's tag."""
+    from tidymlflow import models
+
+    with open(inside(job, model.file), "rb") as fh:
+        fit = serialize.loads(fh.read())
+    with _quiet():
+        info = models.log_model(fit, name="model", registered_model_name=model.registered_model_name,
+                                run_id=run_id)
+    client.set_tag(run_id, MODEL_URI_TAG, info.model_uri)
+
+
+def upload(client: Any, run_id: str, folder: str) -> None:
+    client.log_artifacts(run_id, folder)
+
+
+def remove_partial(client: Any, run_id: str, folder: str) -> list[str]:
+    """The staged files the run's artifacts lack or hold cut short; the cut ones are deleted
+    (never an empty plot or table left behind)."""
+    if not os.path.isdir(folder):
+        return []
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(client.get_run(run_id).info.artifact_uri)
+    sizes: dict[str, int | None] = {}
+
+    def walk(path: str | None) -> None:
+        for info in repo.list_artifacts(path):
+            if info.is_dir:
+                walk(info.path)
+            else:
+                sizes[info.path] = info.file_size
+
+    with contextlib.suppress(Exception):
+        walk(None)
+    missing = []
+    for base, _dirs, files in os.walk(folder):
+        for name in files:
+            local = os.path.join(base, name)
+            rel = os.path.relpath(local, folder)
+            if sizes.get(rel) != os.path.getsize(local):
+                missing.append(rel)
+                if rel in sizes:
+                    with contextlib.suppress(Exception):
+                        repo.delete_artifacts(rel)
+    return sorted(missing)

@@ -1,0 +1,320 @@
+"""Delivery: one job (a call's manifest and staged files) written to MLflow. Runs in the writer
+process, in the user's process in the in-process mode, and in ``tidymlflow sync``.
+
+Delivery is idempotent, so a job can be replayed after any failure: every run tidymlflow creates
+carries its handle as the tag ``tidymlflow.handle`` and is found again instead of created twice;
+metrics carry the time they were recorded, so the store drops their duplicates; params, tags and
+files are rewritten with the same values. A failure that may pass (network, server, disk)
+leaves the job in the journal; any other error is reported and the rest of the job is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidymlflow._jobs import journal as _journal
+from tidymlflow._jobs import records
+from tidymlflow._jobs.names import ENV, PARENT_TAG, SECRETS
+from tidymlflow._jobs.records import JobTarget, Manifest, PlotRecord, Progress, RunRecord
+from tidymlflow._writer import artifacts
+from tidymlflow._writer.failures import Undelivered, UnknownHandle, busy_store, transient, unreachable
+
+#: The tag that names a run's handle: how a replay finds the run instead of creating it again.
+HANDLE_TAG = "tidymlflow.handle"
+
+
+#: The tag that lists what a run is missing after a failed delivery (until ``tidymlflow sync``).
+INCOMPLETE_TAG = "tidymlflow.incomplete"
+
+
+#: The experiment tag MLflow's UI reads to open an experiment in its model-training view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+
+
+@dataclass
+class Result:
+    """What a delivery did: the run id of every handle, and the errors that were reported
+    (the job is done; these parts of it could not be logged)."""
+
+    runs: dict[str, str] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)  # the runs of this job's new records
+    errors: list[str] = field(default_factory=list)
+
+
+#: Draws one plot (``draw_plot``'s signature): in this process, or handed to a plotting process.
+Plotter = Callable[[str, str, PlotRecord], "str | None"]
+
+
+#: The (run handle, plot) pairs a job waiting to be written draws again (asked as late as
+#: possible: a job that arrives while one is written still counts).
+Superseded = Callable[[], "frozenset[tuple[str, str]]"]
+
+
+class Deliverer:
+    """Writes jobs to MLflow. ``apply_target`` (writer process and sync): set the job's tracking
+    URI, experiment, environment and working directory before resolving where its runs go, as the
+    user's process would have. In the user's own process they are already in place."""
+
+    def __init__(self, apply_target: bool, plotter: Plotter | None = None) -> None:
+        self.apply_target = apply_target
+        self.plotter = plotter
+        self.handles: dict[str, tuple[str, str]] = {}  # handle -> (run id, experiment id)
+        self._kinds: set[tuple[str, str]] = set()
+        self._context: dict[tuple[Any, ...], dict[str, str]] = {}
+
+    # -- one job ------------------------------------------------------------------------------------
+    def deliver(self, job: str, manifest: Manifest | None = None,
+                superseded: Superseded = frozenset) -> Result:
+        """Write ``job``; raise :class:`Undelivered` when it must stay in the journal. A store
+        that is busy (a locked sqlite database, another process creating its tables) gets a
+        second try a moment later: delivery is idempotent. ``superseded()`` (run handle, plot),
+        asked before each plot: plots a job already waiting draws again into the same run,
+        skipped here. ``manifest``: the job's, when the caller has read it already."""
+        manifest = manifest or _journal.manifest(job)
+        try:
+            return self._deliver(job, manifest, superseded)
+        except Undelivered as exc:
+            if exc.unreachable or not busy_store(exc):
+                raise
+        time.sleep(1.0)
+        return self._deliver(job, manifest, superseded)
+
+    def _deliver(self, job: str, manifest: Manifest, superseded: Superseded) -> Result:
+        progress = _journal.progress(job)
+        replay = progress.attempts > 0
+        progress.attempts += 1
+        _journal.save_progress(job, progress)
+        result = Result()
+        runs: dict[str, tuple[str, str]] = {}
+        try:
+            with self.target(manifest.target):
+                client = _client()
+                context = self._context_tags(manifest)
+                tagged: set[str] = set()  # runs created just now, their after-call tags included
+                for rec in manifest.runs:
+                    runs[rec.handle], created = self._open(client, rec, context, progress, replay)
+                    if created:
+                        tagged.add(rec.handle)
+                _journal.save_progress(job, progress)  # a replay finds runs it misses by their handle tag
+                incomplete = frozenset(progress.incomplete)
+                for rec in reversed(manifest.runs):
+                    self._write(client, job, rec, runs[rec.handle][0], result, incomplete, superseded,
+                                rec.handle in tagged)
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            out_of_reach = unreachable(exc)
+            if not out_of_reach:
+                with self.target(manifest.target):  # the job's store, not the process's own
+                    self._mark_incomplete(job, manifest, runs, exc, progress)
+            raise Undelivered(f"{type(exc).__name__}: {exc}", out_of_reach) from exc
+        result.runs = {h: r for h, (r, _) in runs.items()}
+        result.created = [runs[r.handle][0] for r in manifest.runs if r.kind == "new"]
+        return result
+
+    @contextlib.contextmanager
+    def target(self, target: JobTarget) -> Iterator[None]:
+        """The job's tracking URI, experiment, environment and directory (``apply_target``)."""
+        if not self.apply_target:
+            yield
+            return
+        import mlflow
+        from mlflow.tracking import fluent
+        from mlflow.tracking._tracking_service import utils
+
+        # what the process had before: put back after the job (``sync()`` runs in the caller's)
+        saved_cwd, saved_uri = os.getcwd(), utils._tracking_uri
+        saved_experiment = fluent._active_experiment_id
+        saved_env = {k: os.environ.get(k) for k in target.env}
+        # the writer may serve several scripts: none of another script's tracking variables; the
+        # credentials are never in a job: the writer's own (the script's) or sync's user's stay
+        for key in [k for k in os.environ if (k.startswith("MLFLOW_EXPERIMENT_") or k in ENV)
+                    and k not in SECRETS]:
+            saved_env.setdefault(key, os.environ.pop(key))
+        os.environ.update(target.env)
+        with contextlib.suppress(OSError):
+            os.chdir(target.cwd)
+        if target.tracking_uri:
+            mlflow.set_tracking_uri(target.tracking_uri)
+        else:  # MLflow's own default (the environment, else its default store in the job's cwd)
+            utils._tracking_uri = None
+        fluent._active_experiment_id = target.experiment_id  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            utils._tracking_uri, fluent._active_experiment_id = saved_uri, saved_experiment
+            with contextlib.suppress(OSError):
+                os.chdir(saved_cwd)
+
+    def _context_tags(self, manifest: Manifest) -> dict[str, str]:
+        """MLflow's context tags (source, user, git commit) for the user's script."""
+        from mlflow.tracking.context.registry import resolve_tags
+
+        argv = manifest.argv or tuple(sys.argv[:1])
+        key = (argv, manifest.target.cwd, os.environ.get("MLFLOW_RUN_CONTEXT"))
+        if key not in self._context:
+            saved = sys.argv
+            if self.apply_target:
+                sys.argv = list(argv)
+            try:
+                self._context[key] = resolve_tags({})
+            finally:
+                sys.argv = saved
+        return self._context[key]
+
+    # -- runs ---------------------------------------------------------------------------------------
+    def _open(self, client: Any, rec: RunRecord, context: dict[str, str], progress: Progress,
+              replay: bool) -> tuple[tuple[str, str], bool]:
+        """The run of a record: an existing run, one an earlier attempt created, or a new one
+        (created with all its tags, those set after the call too: True)."""
+        handle = rec.handle
+        if rec.kind == "existing":
+            return self.resolve(client, handle), False
+        if handle in progress.runs:
+            self.handles[handle] = progress.runs[handle]
+            return self.handles[handle], False
+        parent = self.resolve(client, rec.parent) if rec.parent else None
+        experiment = (parent[1] if parent is not None else None) or rec.experiment_id or _experiment()
+        found_run = self._find(client, handle, [experiment]) if replay else None
+        created = found_run is None
+        if found_run is None:
+            self._model_training_view(client, experiment)
+            tags = {**context, **{k: str(v) for k, v in rec.tags.items()},
+                    **artifacts.tag_values(rec.set_tags), HANDLE_TAG: handle}
+            if parent is not None:
+                tags[PARENT_TAG] = parent[0]
+            run = client.create_run(experiment, start_time=rec.start_time, tags=tags, run_name=rec.name)
+            found_run = (run.info.run_id, experiment)
+        self.handles[handle] = found_run
+        progress.runs[handle] = found_run
+        return found_run, created
+
+    def resolve(self, client: Any, handle: str) -> tuple[str, str]:
+        """The (run id, experiment id) of a handle: ``run:<id>``, a run created in this process,
+        else the run tagged with it (a job that an earlier process or attempt delivered)."""
+        if handle.startswith("run:"):
+            run_id = handle[4:]
+            if handle not in self.handles:
+                self.handles[handle] = (run_id, str(client.get_run(run_id).info.experiment_id))
+            return self.handles[handle]
+        if handle in self.handles:
+            return self.handles[handle]
+        experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+        found = self._find(client, handle, experiments)
+        if found is None:
+            raise UnknownHandle(f"no run carries {HANDLE_TAG}={handle}: the job that creates it was not "
+                              "delivered (run `tidymlflow sync`)")
+        return found
+
+    def _find(self, client: Any, handle: str, experiments: list[str]) -> tuple[str, str] | None:
+        runs = client.search_runs(experiments, filter_string=f"tags.`{HANDLE_TAG}` = '{handle}'",
+                                  max_results=1)
+        if not runs:
+            return None
+        self.handles[handle] = (runs[0].info.run_id, str(runs[0].info.experiment_id))
+        return self.handles[handle]
+
+    def _model_training_view(self, client: Any, experiment_id: str) -> None:
+        """Once per experiment: an experiment without a kind opens in the MLflow UI's
+        model-training view (runs), not its GenAI view (traces)."""
+        key = (str(client.tracking_uri), experiment_id)
+        if key in self._kinds:
+            return
+        if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+            try:
+                client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
+            except Exception:
+                # Another writer (a thread, another script) set it between our read and our write.
+                if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+                    raise
+        self._kinds.add(key)
+
+    # -- what goes into a run ---------------------------------------------------------------------------
+    def _write(self, client: Any, job: str, rec: RunRecord, run_id: str, result: Result,
+               incomplete: frozenset[str], superseded: Superseded = frozenset, tagged: bool = False) -> None:
+        """Params, metrics and tags in as few batches as fit (``tagged``: the run was created with
+        its tags), datasets, files, plots and the model; then the run ends (when tidymlflow owns
+        it). Errors that do not pass are reported and the rest goes on."""
+        params = dict(rec.params)
+        if rec.shared and params:
+            clashes = artifacts.drop_clashes(client, run_id, params)
+            if clashes:
+                result.errors.append(f"ParamClashError: param(s) {', '.join(clashes)} of run {run_id} "
+                                     "already hold other values (set before tidymlflow logged); kept those, "
+                                     "logged everything else")
+        self._step(result, artifacts.log_batch, client, run_id, params, rec, not tagged)
+        if rec.datasets:
+            self._step(result, artifacts.log_inputs, client, run_id, job, rec.datasets)
+        folder = records.inside(job, rec.files)
+        for table in rec.tables:
+            self._step(result, artifacts.csv_twin, os.path.join(folder, table))
+        for plot in rec.plots:
+            if (rec.handle, plot.name) in superseded():
+                continue
+            error = (self.plotter or artifacts.draw_plot)(job, rec.files, plot)
+            if error:
+                result.errors.append(error)
+        if rec.model is not None:
+            self._step(result, artifacts.log_model, client, job, run_id, rec.model)
+        if os.path.isdir(folder):
+            artifacts.upload(client, run_id, folder)
+        if rec.handle in incomplete:
+            with contextlib.suppress(Exception):
+                client.delete_tag(run_id, INCOMPLETE_TAG)
+        if rec.status is not None:
+            client.set_terminated(run_id, rec.status, end_time=rec.end_time or _now())
+
+    @staticmethod
+    def _step(result: Result, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            result.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _mark_incomplete(self, job: str, manifest: Manifest, runs: dict[str, tuple[str, str]],
+                         exc: BaseException, progress: Progress) -> None:
+        """After a failure that may pass, with the server in reach (a full disk, say): runs that
+        exist end FAILED with a tag saying what they miss, and partial files are removed. The
+        replay that completes them removes the tag and ends them as the call did."""
+        progress.incomplete = tuple(sorted(set(progress.incomplete) | set(runs)))
+        _journal.save_progress(job, progress)
+        with contextlib.suppress(Exception):
+            client = _client()
+            for rec in manifest.runs:
+                if rec.handle in runs and rec.kind == "new":
+                    run_id = runs[rec.handle][0]
+                    missing = artifacts.remove_partial(client, run_id, os.path.join(job, rec.files))
+                    what = (f"files not written: {', '.join(missing)}" if missing
+                            else "not all of it was written")
+                    client.set_tag(run_id, INCOMPLETE_TAG,
+                                   f"{what} ({type(exc).__name__}: {exc}); run `tidymlflow sync`"[:5000])
+                    client.set_terminated(run_id, "FAILED")
+
+
+def _client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def _experiment() -> str:
+    from mlflow.tracking.fluent import _get_experiment_id
+
+    return str(_get_experiment_id())
+
+
+def _now() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,223 @@
+"""Processes that draw each job's plots as soon as the job arrives, while the writer writes the
+jobs before it (forked from the writer at its start, Linux only; elsewhere the writer draws)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from tidymlflow._jobs.records import Manifest, PlotRecord
+from tidymlflow._writer.artifacts import draw_plot
+
+#: Plotting processes: two where there are two cores, so that a fit's plots draw side by side
+#: (at a script's end nothing else runs).
+PLOT_PROCESSES = 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+class PlotPool:
+    """Processes that draw each job's plots as soon as the job arrives, while the writer writes
+    the jobs before it: the plots are then mostly ready when their job's turn comes. A plot
+    whose drawing process failed is drawn in the writer instead.
+
+    Plots wait in a queue of the writer's own and go to a process only when it is free, so a
+    plot that a job arriving later draws again (an ``evaluate()`` redrawing its fit's forecast)
+    is dropped before it is drawn. The first process gets ready at once and always draws. The
+    others (``PLOT_PROCESSES``) get ready when the writer is first idle (never while it starts
+    beside a script) and draw only while no script is computing: while every connected script
+    waits for the writer (``flush()``, its exit) or none is connected."""
+
+    def __init__(self, pools: list[Any]) -> None:
+        self.pools = pools
+        self.ready: list[Any] = [None] * len(pools)  # a future: the process's warm-up
+        self.busy = [False] * len(pools)
+        self.broken = [False] * len(pools)
+        self.spare = False  # may the other processes draw now?
+        self.pending: deque[tuple[str, Any, str, str, PlotRecord]] = deque()  # handle, ours, job...
+        self.futures: dict[tuple[str, str, str], Any] = {}
+        self.lock = threading.RLock()
+
+    @classmethod
+    def start(cls, listener: int) -> PlotPool | None:
+        """Fork the plotting processes (Linux; elsewhere the writer draws). They let go of the
+        writer's listening socket at once: scripts must find it refused when the writer dies.
+        Each is forked when the one before has started and gone quiet: the only threads then are
+        that pool's own, waiting on its own pipes, with no lock a new process would need."""
+        import concurrent.futures
+        import multiprocessing
+
+        if not sys.platform.startswith("linux") or os.environ.get("TIDYMLFLOW_PLOT_PROCESS") == "0":
+            return None
+        try:
+            context = multiprocessing.get_context("fork")
+            pools = [concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=_plot_process, initargs=(listener,))
+                for _ in range(PLOT_PROCESSES)]
+            for pool in pools:
+                pool.submit(int).result(timeout=60)  # the process exists now
+        except Exception:
+            return None
+        plotter = cls(pools)
+        plotter.ready[0] = pools[0].submit(warm_plots)
+        return plotter
+
+    def warm_all(self) -> None:
+        """The writer is idle: get the other plotting processes ready."""
+        for i, pool in enumerate(self.pools):
+            if self.ready[i] is None and not self.broken[i]:
+                self.ready[i] = pool.submit(warm_plots, True)
+                self.ready[i].add_done_callback(lambda _: self._pump())
+
+    def set_spare(self, spare: bool) -> None:
+        """Whether no script is computing now (the other processes may draw)."""
+        with self.lock:
+            self.spare = spare
+        self._pump()
+
+    def submit(self, job: str, manifest: Manifest) -> None:
+        """Queue a job's plots; drop the queued plots it draws again."""
+        from concurrent.futures import Future
+
+        redrawn = manifest.redraws()
+        with self.lock:
+            for handle, queued, _, _, plot in self.pending:
+                if (handle, plot.name) in redrawn:
+                    queued.cancel()
+            for rec in manifest.runs:
+                for plot in rec.plots:
+                    ours: Future[str | None] = Future()
+                    self.futures[(job, rec.files, plot.name)] = ours
+                    self.pending.append((rec.handle, ours, job, rec.files, plot))
+        self._pump()
+
+    def _free(self) -> int | None:
+        for i in range(len(self.pools)):
+            if self.busy[i] or self.broken[i]:
+                continue
+            if i == 0 or (self.spare and self.ready[i] is not None and self.ready[i].done()):
+                return i
+        return None
+
+    def _pump(self) -> None:
+        """Hand queued plots to free processes (a plot a process cannot take is drawn by the
+        writer: its future fails)."""
+        with self.lock:
+            while self.pending:
+                if all(self.broken):
+                    self.pending.popleft()[1].cancel()
+                    continue
+                i = self._free()
+                if i is None:
+                    return
+                _, ours, job, files, plot = self.pending.popleft()
+                if not ours.set_running_or_notify_cancel():
+                    continue
+                try:
+                    inner = self.pools[i].submit(draw_plot, job, files, plot)
+                except Exception as exc:
+                    self.broken[i] = True
+                    ours.set_exception(exc)
+                    continue
+                self.busy[i] = True
+                inner.add_done_callback(lambda done, i=i, ours=ours: self._done(i, ours, done))
+
+    def _done(self, i: int, ours: Any, inner: Any) -> None:
+        from concurrent.futures import BrokenExecutor
+
+        try:
+            ours.set_result(inner.result())
+        except BaseException as exc:
+            ours.set_exception(exc)
+            self.broken[i] = self.broken[i] or isinstance(exc, BrokenExecutor)
+        with self.lock:
+            self.busy[i] = False
+        self._pump()
+
+    def draw(self, job: str, files: str, plot: PlotRecord) -> str | None:
+        """The outcome of a plot handed over (waiting for it), else drawn here."""
+        from concurrent.futures import BrokenExecutor, CancelledError
+
+        with self.lock:
+            future = self.futures.pop((job, files, plot.name), None)
+        if future is not None:
+            try:
+                result: str | None = future.result(timeout=300)
+                return result
+            except (BrokenExecutor, CancelledError, TimeoutError):
+                pass
+        return draw_plot(job, files, plot)
+
+    def forget(self, job: str) -> None:
+        """A job is done: drop what is left of its plots."""
+        with self.lock:
+            for key in [k for k in self.futures if k[0] == job]:
+                self.futures.pop(key).cancel()
+
+    def close(self) -> None:
+        with self.lock:
+            for _, ours, *_ in self.pending:
+                ours.cancel()
+            self.pending.clear()
+        for pool in self.pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _plot_process(listener: int) -> None:
+    """A plotting process starts: without the writer's socket, and gone within a second when
+    the writer is gone (killed, say)."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, listener):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    writer = os.getppid()
+
+    def orphaned() -> None:
+        while os.getppid() == writer:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, name="tidymlflow-plots-watch", daemon=True).start()
+
+
+def warm_plots(draw: bool = False) -> None:
+    """A process gets ready to draw: it imports what drawing needs and, with ``draw``, draws a
+    small figure of each kind once (fonts, templates and encoders load on the first drawing).
+    Not while a writer starts beside a script: there it would slow the script down."""
+    import io
+
+    with contextlib.suppress(Exception):
+        import plotly.graph_objects as go
+        import pyarrow.parquet  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        if not draw:
+            freeze_heap()
+            return
+        # pandas and the gallery too (0.4 s on a process's first plot); not at a writer's start,
+        # where they would compete with the script starting beside it (+0.16 s measured)
+        from tidymlflow.plots import interactive, static  # noqa: F401
+        figure = Figure(figsize=(2, 1.5), dpi=50)
+        FigureCanvasAgg(figure)
+        axes = figure.subplots()
+        axes.plot([0, 1], [1, 0])
+        axes.set_title("warm-up")
+        figure.savefig(io.BytesIO(), format="png")
+        go.Figure(go.Scatter(x=[0, 1], y=[1, 0])).to_html(include_plotlyjs="cdn")
+        freeze_heap()
+
+
+def freeze_heap() -> None:
+    """Leave what this process has loaded (MLflow, matplotlib, plotly, pandas: some 200,000
+    objects) out of the garbage collector's full passes from now on. Such a pass otherwise
+    comes every few plots or jobs and costs 0.15 s each in a plotting process (0.04 s after
+    this). These objects live as long as the process; a process of tidymlflow's own only, never
+    the user's. Once per process: its first warm-up is when the libraries are in."""
+    import gc
+
+    if gc.get_freeze_count() == 0:
+        gc.freeze()

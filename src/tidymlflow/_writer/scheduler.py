@@ -1,0 +1,169 @@
+"""The writer's order of work: jobs delivered as they come, a job that may pass kept and tried
+again later, the jobs for an unreachable server paused together, and the scripts answered."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tidymlflow._jobs import journal as _journal
+from tidymlflow._jobs.records import Done, Hello, JobTarget, Manifest, ToScript
+from tidymlflow._writer import upkeep
+from tidymlflow._writer.delivery import Deliverer
+from tidymlflow._writer.failures import Undelivered, unreachable
+from tidymlflow._writer.plotpool import PlotPool, freeze_heap, warm_plots
+
+#: Seconds the writer leaves an unreachable tracking URI alone before it tries again.
+RETRY_AFTER = 30.0
+#: Jobs waiting in the queue that are looked at for plots they draw again.
+LOOK_AHEAD = 20
+
+#: How the writer answers the script that handed a job over.
+Answer = Callable[[ToScript], None]
+
+
+@dataclass
+class Job:
+    """A job as the writer holds it from its arrival: its folder, the script's number for it,
+    the call's name and its manifest, read once (None, with ``error``, when it cannot be read)."""
+
+    path: str
+    seq: int | None
+    call: str
+    manifest: Manifest | None
+    error: str = ""
+
+    @property
+    def journal(self) -> str:
+        return os.path.dirname(self.path)
+
+
+@dataclass
+class _Kept:
+    job: Job
+    due: float
+    answer: Answer
+
+
+def superseded(queued: Sequence[Job]) -> frozenset[tuple[str, str]]:
+    """(run handle, plot) pairs that a job already waiting draws again into a run logged before,
+    such as the forecast an ``evaluate()`` redraws with its test rows: drawing them now would be
+    overwritten at once."""
+    found: set[tuple[str, str]] = set()
+    for job in queued[:LOOK_AHEAD]:
+        if job.manifest is not None:
+            found |= job.manifest.redraws()
+    return frozenset(found)
+
+
+class Scheduler:
+    """Delivers jobs in order. A job that fails in a way that may pass is kept and tried again
+    at most every ``RETRY_AFTER`` seconds, oldest first; while a tracking server is out of reach,
+    its new jobs are kept without an attempt (the user's script is never slowed by it)."""
+
+    def __init__(self, queued: Callable[[], Sequence[Job]] = list, plotter: PlotPool | None = None) -> None:
+        upkeep.persist_sqlite_journal()  # this process is tidymlflow's own
+        self._queued = queued
+        self.plotter = plotter
+        self.deliverer = Deliverer(apply_target=True, plotter=plotter.draw if plotter else None)
+        self.paused: dict[str, tuple[float, str]] = {}  # journal -> (until, why)
+        self.kept: dict[str, list[_Kept]] = {}  # journal -> kept jobs, oldest first
+        self.stores = upkeep.StoreWatch()
+
+    def hello(self, message: Hello) -> None:
+        """A script has connected: take its ``sys.path`` (the key made it this writer's own)
+        and get its store ready while the script is still starting."""
+        sys.path[:0] = [p for p in message.path if p not in sys.path]
+        self.warm(message.warm, message.absent)
+
+    def warm(self, target: JobTarget | None, absent: bool = False) -> None:
+        """Import MLflow, open the store, then import the plotting libraries, while the user's
+        script is still starting (its first calls then cost the writer little). ``absent``: the
+        store was a sqlite file that did not exist when the script called ``autolog()``."""
+        if target is not None:
+            self._open_store(target, absent)
+        if self.plotter is None:  # no plotting process: the writer draws
+            warm_plots()
+        freeze_heap()
+
+    def _open_store(self, target: JobTarget, absent: bool) -> None:
+        """Open the script's store. A sqlite file the script created after ``autolog()`` is
+        left alone: the script may still be creating its tables, and two processes migrating
+        one file collide."""
+        try:
+            with self.deliverer.target(target):
+                self.stores.check()
+                fresh = upkeep.fresh_sqlite(target.cwd)
+                if fresh is not None:
+                    if not upkeep.create_sqlite(fresh):
+                        return  # the script's file came first
+                elif absent:
+                    return  # the script has created it since autolog()
+                from mlflow import MlflowClient
+
+                MlflowClient().search_experiments(max_results=1)
+                self.stores.check()  # the file it has open now
+        except Exception as exc:  # a server out of reach: its first jobs are kept without a wait
+            if unreachable(exc):
+                journal = _journal.folder(_journal.uri_key(target.tracking_uri, target.cwd))
+                self.paused[journal] = (time.monotonic() + RETRY_AFTER, f"{type(exc).__name__}: {exc}")
+
+    def handle(self, job: Job, answer: Answer) -> None:
+        """A job has come: deliver it, or keep it while its server is out of reach."""
+        self.retry_kept()
+        until, why = self.paused.get(job.journal, (0.0, ""))
+        if time.monotonic() < until:
+            self.kept.setdefault(job.journal, []).append(_Kept(job, until, answer))
+            answer(Done(job.seq, job.path, job.call, kept=why))
+            return
+        self._deliver(job, answer)
+
+    def _deliver(self, job: Job, answer: Answer, late: bool = False) -> bool:
+        """Deliver one job and answer; False when it is kept."""
+        seq = None if late else job.seq
+        with _journal.locked(job.path) as ours:
+            if not ours:  # tidymlflow sync has it, or it is gone
+                answer(Done(seq, job.path, job.call))
+                return True
+            try:
+                if job.manifest is None:
+                    raise ValueError(job.error)
+                result = self.deliverer.deliver(job.path, job.manifest, lambda: superseded(self._queued()))
+            except Undelivered as exc:
+                if exc.unreachable:
+                    self.paused[job.journal] = (time.monotonic() + RETRY_AFTER, str(exc))
+                if not late:
+                    self.kept.setdefault(job.journal, []).append(_Kept(job, time.monotonic() + RETRY_AFTER,
+                                                                       answer))
+                    answer(Done(seq, job.path, job.call, kept=str(exc)))
+                return False
+            except Exception as exc:  # a job that cannot be read: say so, leave it for sync
+                answer(Done(seq, job.path, job.call, errors=(f"{type(exc).__name__}: {exc}",)))
+                return True
+            _journal.remove(job.path)
+        if self.plotter is not None:
+            self.plotter.forget(job.path)
+        answer(Done(seq, job.path, job.call, runs=result.runs, created=tuple(result.created),
+                    errors=tuple(result.errors)))
+        return True
+
+    def retry_kept(self) -> None:
+        """Try the kept jobs that are due, oldest first; a server out of reach stops its journal."""
+        now = time.monotonic()
+        for journal, entries in list(self.kept.items()):
+            if now < self.paused.get(journal, (0.0, ""))[0]:
+                continue
+            for entry in list(entries):
+                if entry.due > now:
+                    continue
+                if self._deliver(entry.job, entry.answer, late=True):
+                    entries.remove(entry)
+                elif now < self.paused.get(journal, (0.0, ""))[0]:
+                    break
+                else:
+                    entry.due = now + RETRY_AFTER
+            if not entries:
+                del self.kept[journal]

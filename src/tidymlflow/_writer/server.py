@@ -1,0 +1,256 @@
+"""The writer process (``python -m tidymlflow._writer``): scripts connect to its unix socket (see
+:mod:`~tidymlflow._writer.rendezvous` for how they find it and :mod:`~tidymlflow._writer.client`
+for their side) and hand it job folders; it writes them to MLflow in order (see
+:mod:`~tidymlflow._writer.scheduler`) and answers each script. It runs in a session of its own,
+so Ctrl-C in the user's terminal does not reach it; when its scripts have gone, it writes what
+it has, waits a while for the next script, and leaves.
+
+Every line a script sends is decoded and checked on arrival (:mod:`tidymlflow._jobs.records`);
+a job folder must be one of this user's journal, and its manifest is read once, here. A bad
+message is answered with ``refused`` and logged; the writer goes on serving."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import deque
+from typing import Union
+
+from tidymlflow._jobs import journal as _journal
+from tidymlflow._jobs import records
+from tidymlflow._jobs.records import Done, Hello, Refused, Submit, ToScript, Wait, Welcome
+from tidymlflow._writer import rendezvous as _daemon
+from tidymlflow._writer.plotpool import PlotPool
+from tidymlflow._writer.scheduler import Job, Scheduler
+
+#: What waits in the writer's queue: a script's hello or job, or None when the script has gone.
+Item = Union[Hello, Job, None]  # noqa: UP007
+
+#: Seconds without a job after which the writer counts as idle while a script is connected.
+QUIET = 30.0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry of ``python -m tidymlflow._writer --listen FD --socket PATH --lock PATH --idle S``:
+    serve the scripts that connect to the listening socket ``FD`` (one JSON message a line each
+    way), write their jobs in the order they come, and leave ``S`` seconds after the last script
+    has gone and every job is written or kept."""
+    parser = argparse.ArgumentParser(prog="python -m tidymlflow._writer")
+    parser.add_argument("--listen", type=int, required=True)
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--lock", required=True)
+    parser.add_argument("--idle", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    os.dup2(2, 1)  # stray prints of libraries go to the log
+    sys.stdout = sys.stderr
+    listener = socket.socket(fileno=args.listen)
+    plotter = PlotPool.start(args.listen)  # forked now, before the writer's own threads
+    hall = Hall(listener, args.socket, args.lock, args.idle, plotter)
+    scheduler = Scheduler(hall.queued, plotter)
+    hall.serve(scheduler)
+    scheduler.retry_kept()
+    if plotter is not None:
+        plotter.close()
+
+
+class Hall:
+    """The writer's side of its socket: a thread accepts scripts, a thread per script reads its
+    messages into one queue, which the writer works through in order; answers go back to the
+    script that asked. When no script is connected and nothing is left to do for ``idle``
+    seconds, the hall closes (under the key's lock, so no script connects meanwhile)."""
+
+    def __init__(self, listener: socket.socket, path: str, lock: str, idle: float,
+                 plotter: PlotPool | None) -> None:
+        self.listener, self.path, self.lock, self.idle = listener, path, lock, idle
+        self.plotter = plotter
+        self.inbox: deque[tuple[Client, Item]] = deque()
+        self.ready = threading.Condition()
+        self.idle_since: float | None = time.monotonic()
+        self.closed = False
+        self.served = False  # a script has come and gone
+        self.members: set[Client] = set()  # the scripts connected now
+
+    def queued(self) -> list[Job]:
+        """The jobs waiting, oldest first."""
+        with self.ready:
+            return [m for _, m in self.inbox if isinstance(m, Job)]
+
+    def serve(self, scheduler: Scheduler) -> None:
+        threading.Thread(target=self._accept, name="tidymlflow-accept", daemon=True).start()
+        while True:
+            with self.ready:
+                if not self.inbox and not self.members:
+                    self.idle_since = self.idle_since or time.monotonic()
+                    if self.served and self.idle > 0:  # a script has come and gone, and the
+                        self._warm_plotter()              # writer stays for the next one
+                if not self.ready.wait_for(lambda: bool(self.inbox) or self.closed, QUIET):
+                    self._warm_plotter()  # quiet for a while
+                if not self.inbox:
+                    if self.closed:
+                        return
+                    item = None
+                else:
+                    item = self.inbox.popleft()
+                    self.idle_since = None
+            if item is None:
+                scheduler.retry_kept()
+                continue
+            client, message = item
+            if message is None:
+                client.close()
+                with self.ready:
+                    self.served = True
+            elif isinstance(message, Hello):
+                scheduler.hello(message)
+            else:
+                scheduler.handle(message, client.answer)
+
+    def _warm_plotter(self) -> None:
+        if self.plotter is not None:
+            self.plotter.warm_all()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(min(1.0, max(0.05, self.idle / 4)))
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                if self._leave():
+                    return
+                continue
+            except OSError:
+                return
+            self._admit(conn)
+
+    def _admit(self, conn: socket.socket) -> None:
+        conn.settimeout(None)
+        # a script that stops reading (stopped in a debugger, say) does not stall the others
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 10, 0))
+        client = Client(conn)
+        with self.ready:
+            self.idle_since = None
+            self.members.add(client)
+        self._spare()
+        client.answer(Welcome(os.getpid()))
+        threading.Thread(target=self._read, args=(client,), name="tidymlflow-client", daemon=True).start()
+
+    def _leave(self) -> bool:
+        """Close the hall when it has been idle long enough; a script that connected meanwhile
+        is admitted instead."""
+        with self.ready:
+            since = self.idle_since
+        if since is None or time.monotonic() - since < self.idle:
+            return False
+        with _daemon.locked(self.lock):
+            self.listener.setblocking(False)
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+                self.listener.close()
+                with self.ready:
+                    self.closed = True
+                    self.ready.notify_all()
+                return True
+            self.listener.settimeout(min(1.0, max(0.05, self.idle / 4)))
+        self._admit(conn)
+        return False
+
+    def _read(self, client: Client) -> None:
+        """Read a script's messages as they come, so that it never blocks on a full socket; a
+        job's plots start drawing at once in the plotting process."""
+        with contextlib.suppress(OSError, ValueError):
+            for line in records.lines(client.conn.makefile("rb")):
+                item = self._take(client, line)
+                if item is not None:
+                    with self.ready:
+                        self.inbox.append((client, item))
+                        self.ready.notify()
+        with self.ready:
+            self.members.discard(client)
+            self.inbox.append((client, None))
+            self.ready.notify()
+        self._spare()
+
+    def _take(self, client: Client, line: bytes) -> Hello | Job | None:
+        """What one line from a script puts in the queue, checked; a bad line is refused."""
+        try:
+            message = records.decode(line, (Hello, Submit, Wait))
+            if isinstance(message, Hello):
+                return message
+        except records.RecordError as exc:
+            _log(f"refused a message: {exc}")
+            client.answer(Refused(str(exc)))
+            return None
+        client.waiting = isinstance(message, Wait)
+        self._spare()
+        if isinstance(message, Wait):
+            return None
+        try:
+            job = _arrived(message)
+        except records.RecordError as exc:
+            _log(f"refused job {message.seq}: {exc}")
+            client.answer(Done(message.seq, message.path, message.call, errors=(str(exc),)))
+            return None
+        if self.plotter is not None and job.manifest is not None:
+            self.plotter.submit(job.path, job.manifest)  # its plots start drawing at once
+        return job
+
+    def _spare(self) -> None:
+        """Tell the plotter whether every connected script is waiting for the writer."""
+        if self.plotter is not None:
+            with self.ready:
+                spare = all(c.waiting for c in self.members)
+            self.plotter.set_spare(spare)
+
+
+class Client:
+    """One connected script."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.gone = False
+        self.waiting = False  # in flush() or at its exit, until its next job
+
+    def answer(self, message: ToScript) -> None:
+        """Send one answer; a script that has gone is written for, but no longer answered."""
+        if self.gone:
+            return
+        try:
+            self.conn.sendall(records.encode(message))
+        except (OSError, ValueError):
+            self.gone = True
+
+    def close(self) -> None:
+        self.gone = True
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+
+def _arrived(message: Submit) -> Job:
+    """A job handed over, its manifest read once: the folder must be a job of this user's
+    journal (:class:`records.RecordError` otherwise); a manifest that cannot be read makes a job
+    that is answered with its error and left for ``tidymlflow sync``."""
+    where = _journal.own_job(message.path)
+    try:
+        return Job(where, message.seq, message.call, _journal.manifest(where))
+    except (OSError, records.RecordError) as exc:
+        return Job(where, message.seq, message.call, None, f"{type(exc).__name__}: {exc}")
+
+
+def _log(message: str) -> None:
+    """A line in the writer's log (its stderr is the journal's ``writer.log``)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} tidymlflow writer: {message}", file=sys.stderr,
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
