@@ -108,16 +108,16 @@ def _autolog_off():
     and the test did not read is raised here (strict), never carried into the next test."""
     yield
     import tidymlflow
-    from tidymlflow import _service
+    from tidymlflow._writer import client as _service
 
     tidymlflow.autolog(disable=True)
     writer = _service.current()
     if writer is not None:
         try:
             writer.flush(120)
-            writer.report.emit()
+            writer.report()
         finally:
-            writer.report = _service.Report()
+            writer.reports = _service.Report()
 
 
 @pytest.fixture(scope="session")

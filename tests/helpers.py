@@ -5,10 +5,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import numbers
+import os
 import re
+import socket
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import pandas as pd
+from conftest import REAL, STANDIN
 
 
 def numeric_stats(stats: pd.DataFrame, splits=None) -> dict[str, float]:
@@ -80,3 +86,26 @@ def noted(caplog, pattern: str):
         yield
     assert re.search(pattern, caplog.text), caplog.text
     assert not [w for w in caught if issubclass(w.category, TidyMLflowWarning)]
+
+def linear_wf():
+    """The workflow most tests fit: y ~ x1 + x2 with linear_reg."""
+    from py_parsnip import linear_reg
+    from py_workflows import workflow
+
+    return workflow().add_formula("y ~ x1 + x2").add_model(linear_reg())
+
+
+def free_port() -> int:
+    """A local port nothing listens on (a closed port for dead-server tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def python(code: str, tmp_path, extra_path=None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter with the stand-in (unless the real library is here)."""
+    env = dict(os.environ)
+    paths = [str(p) for p in (extra_path or [])] + ([] if REAL else [str(STANDIN)])
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)

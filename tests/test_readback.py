@@ -126,8 +126,8 @@ def test_stats_value_text_is_read_back_as_the_writer_wrote_it(tmp_path):
 
     import numpy as np
 
-    from tidymlflow._job import Stage
-    from tidymlflow._writer import RunWriter
+    from tidymlflow._jobs.stage import Stage
+    from tidymlflow._recording.recorder import Recorder
     from tidymlflow.readback import _read_table
 
     values = [0.1 + 0.2, 120, np.float64(1e-7), np.int64(-3), float("inf"), "y ~ x1", "2021-01-01",
@@ -136,7 +136,7 @@ def test_stats_value_text_is_read_back_as_the_writer_wrote_it(tmp_path):
                           "value": pd.Series(values, dtype=object),
                           "note": pd.Series(["a", None] * 5 + ["b"], dtype=object)})
     stage = Stage(str(tmp_path))
-    writer = RunWriter(stage, 0, "run")
+    writer = Recorder(stage, 0, "run")
     writer.log_table(stats, "tidymodels/stats.parquet")
     writer.log_table(stats.iloc[:5], "tidymodels/other/stats.parquet")  # all numbers: no text
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tidymlflow._engine import discover_layers
+from tidymlflow._engine.patching import discover_layers
 
 SIGNATURES = Path(__file__).with_name("signatures.json")
 
@@ -78,7 +78,7 @@ def _pattern(key: str) -> bool:
 
 def _matches(key: str) -> list:
     """The methods a pattern key patches (through the engine's own expansion)."""
-    from tidymlflow._engine import _expand
+    from tidymlflow._engine.patching import _expand
     from tidymlflow.layer import Patch
 
     module_name, target = key.split(":")
@@ -113,7 +113,7 @@ def test_pattern_targets_match_classes_with_the_recorded_parameters(key):
 
 def test_resolution_sees_through_autolog():
     import tidymlflow
-    from tidymlflow._engine import _expand
+    from tidymlflow._engine.patching import _expand
     from tidymlflow.layer import Patch
 
     tidymlflow.autolog()  # conftest switches it off again

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 import tidymlflow
-from tidymlflow import TidyMLflowError, TidyMLflowWarning, _engine
+from tidymlflow import TidyMLflowError, TidyMLflowWarning
+from tidymlflow._engine import patching as _engine
 from tidymlflow.layer import Call, Layer, Patch
 
 MODULE = "tidymlflow_drift_fake"

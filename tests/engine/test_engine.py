@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
 import warnings
 
 import pytest
+from helpers import free_port, linear_wf
 
 import tidymlflow
 from tidymlflow import TidyMLflowError, TidyMLflowWarning
 from tidymlflow.layer import Layer, Patch
-
-
-def _wf():
-    from py_parsnip import linear_reg
-    from py_workflows import workflow
-
-    return workflow().add_formula("y ~ x1 + x2").add_model(linear_reg())
 
 
 @pytest.mark.parametrize("kwargs, error, name", [
@@ -61,7 +54,7 @@ def test_disable_restores_identical_originals():
 def test_autolog_twice_logs_once(store, split):
     tidymlflow.autolog()
     tidymlflow.autolog(extra_tags={"team": "forecasting"})
-    _wf().fit(split[0])
+    linear_wf().fit(split[0])
     runs = store.runs()
     assert len(runs) == 1
     assert runs[0].data.tags["team"] == "forecasting"  # the second call's configuration wins
@@ -79,7 +72,7 @@ def test_patched_call_returns_the_original_object_and_runs_it_once(store, split,
 
     monkeypatch.setattr(Workflow, "fit", counting_fit)
     tidymlflow.autolog()
-    result = _wf().fit(split[0])
+    result = linear_wf().fit(split[0])
     tidymlflow.autolog(disable=True)
     assert len(seen) == 1 and result is seen[0]
     assert len(store.runs()) == 1
@@ -96,7 +89,7 @@ def test_user_exception_propagates_unchanged_and_run_fails(store, split, monkeyp
     monkeypatch.setattr(Workflow, "fit", failing_fit)
     tidymlflow.autolog()
     with pytest.raises(type(exc)) as caught:
-        _wf().fit(split[0])
+        linear_wf().fit(split[0])
     tidymlflow.autolog(disable=True)
     assert caught.value is exc
     runs = store.runs()
@@ -118,24 +111,18 @@ def test_real_library_error_propagates(store, split):
     assert [r.info.status for r in store.runs()] == ["FAILED"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_server_warns_once_and_keeps_result(split, monkeypatch):
     import mlflow
 
     monkeypatch.delenv("TIDYMLFLOW_STRICT")
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     tidymlflow.autolog()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = _wf().fit(split[0])
-        _wf().fit(split[0])
+        fit = linear_wf().fit(split[0])
+        linear_wf().fit(split[0])
         tidymlflow.flush(timeout=120)
     ours = [str(w.message) for w in caught if issubclass(w.category, TidyMLflowWarning)]
     assert len(ours) == 1, ours
@@ -145,7 +132,7 @@ def test_unreachable_server_warns_once_and_keeps_result(split, monkeypatch):
 
 
 def _kept_jobs(uri: str) -> list[str]:
-    from tidymlflow import _journal
+    from tidymlflow._jobs import journal as _journal
 
     return [job for folder, key in _journal.journals() if key == uri for job in _journal.pending(folder)]
 
@@ -153,12 +140,12 @@ def _kept_jobs(uri: str) -> list[str]:
 def test_unreachable_server_raises_in_strict_mode(split, monkeypatch):
     import mlflow
 
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     tidymlflow.autolog()
     with pytest.raises(TidyMLflowError, match="127.0.0.1"):
-        _wf().fit(split[0])
+        linear_wf().fit(split[0])
         tidymlflow.flush(timeout=120)
 
 
@@ -183,7 +170,7 @@ def test_failed_artifact_upload_keeps_the_job_and_sync_completes_the_run(store, 
     tidymlflow.autolog()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = _wf().fit(split[0])
+        fit = linear_wf().fit(split[0])
         tidymlflow.flush(timeout=120)
     ours = [str(w.message) for w in caught if issubclass(w.category, TidyMLflowWarning)]
     assert len(ours) == 1 and "could not write to MLflow" in ours[0], ours
@@ -207,7 +194,7 @@ def test_failed_artifact_upload_raises_in_strict_mode(store, split):
     _broken_artifact_experiment(store)
     tidymlflow.autolog()
     with pytest.raises(TidyMLflowError, match="Errno|Not a directory|exists"):
-        _wf().fit(split[0])
+        linear_wf().fit(split[0])
         tidymlflow.flush(timeout=120)
 
 
@@ -218,7 +205,7 @@ def test_two_threads_get_two_runs(store, split):
     def work(name):
         try:
             barrier.wait()
-            _wf().add_model_name(name).fit(split[0])
+            linear_wf().add_model_name(name).fit(split[0])
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -236,9 +223,9 @@ def test_single_fit_logs_into_user_run_then_nests(store, split, data):
 
     tidymlflow.autolog()
     with mlflow.start_run(run_name="mine") as mine:
-        _wf().fit(split[0])
-        _wf().fit(split[0])
-        _wf().fit_nested(data.drop(columns=["date"]), "store", per_group_prep=False)
+        linear_wf().fit(split[0])
+        linear_wf().fit(split[0])
+        linear_wf().fit_nested(data.drop(columns=["date"]), "store", per_group_prep=False)
     user = store.run("mine")
     assert user.info.run_id == mine.info.run_id
     assert user.data.params["model_type"] == "linear_reg" and "train_rmse" in user.data.metrics
@@ -254,21 +241,21 @@ def test_exclusive_logs_nothing_inside_user_run(store, split):
 
     tidymlflow.autolog(exclusive=True)
     with mlflow.start_run(run_name="mine"):
-        _wf().fit(split[0])
-    _wf().fit(split[0])
+        linear_wf().fit(split[0])
+    linear_wf().fit(split[0])
     assert sorted(r.info.run_name for r in store.runs()) == ["linear_reg: y ~ x1 + x2", "mine"]
     assert store.run("mine").data.params == {}
 
 
 def test_extra_tags_on_every_run(store, data):
     tidymlflow.autolog(extra_tags={"project": "demand"})
-    _wf().fit_nested(data.drop(columns=["date"]), "store", per_group_prep=False)
+    linear_wf().fit_nested(data.drop(columns=["date"]), "store", per_group_prep=False)
     assert {r.data.tags["project"] for r in store.runs()} == {"demand"}
 
 
 def test_log_outputs_and_datasets_off(store, split):
     tidymlflow.autolog(log_outputs=False, log_datasets=False, log_plots=False)
-    _wf().fit(split[0])
+    linear_wf().fit(split[0])
     run = store.runs()[0]
     assert store.client.list_artifacts(run.info.run_id) == []
     assert run.inputs.dataset_inputs == []
@@ -276,7 +263,7 @@ def test_log_outputs_and_datasets_off(store, split):
 
 
 def test_evaluate_of_unlogged_fit_logs_nothing(store, split):
-    fit = _wf().fit(split[0])
+    fit = linear_wf().fit(split[0])
     tidymlflow.autolog()
     fit.evaluate(split[1])
     assert store.runs() == []
@@ -285,22 +272,23 @@ def test_evaluate_of_unlogged_fit_logs_nothing(store, split):
 def test_odd_values_are_logged_safely(store, split):
     import numpy as np
 
-    from tidymlflow._deliver import Deliverer
-    from tidymlflow._job import FORMAT, Stage
-    from tidymlflow._runs import current_target
-    from tidymlflow._writer import RunWriter, clean_key
+    from tidymlflow._jobs.names import clean_key
+    from tidymlflow._jobs.records import FORMAT, Manifest
+    from tidymlflow._jobs.stage import Stage
+    from tidymlflow._recording.recorder import Recorder
+    from tidymlflow._recording.runs import current_target
+    from tidymlflow._writer.delivery import Deliverer
 
     tidymlflow.autolog()
     huge = "y ~ x1 + x2 + " + " + ".join(["x1"] * 3000)
     run = store.client.create_run(store.experiment_id)
     stage = Stage(current_target().journal)
-    writer = RunWriter(stage, 0, f"run:{run.info.run_id}", kind="existing")
+    writer = Recorder(stage, 0, f"run:{run.info.run_id}", kind="existing")
     writer.log_params({"formula": huge, "naïve/ü name": "ok", "a/../b": 1})
     writer.log_metrics({"nan": np.nan, "inf": np.inf, "ok": 1.5, "text": "abc"})
     writer.set_tags({"stats.über": "∑"})
     assert writer.skipped_metrics == 3
-    job = stage.commit({"format": FORMAT, "call": "test", "target": current_target().manifest(),
-                        "runs": [writer.record()]})
+    job = stage.commit(Manifest(FORMAT, "test", "test", (), current_target().record(), (writer.record(),)))
     assert Deliverer(apply_target=False).deliver(job).errors == []
     data = store.client.get_run(run.info.run_id).data
     assert len(data.params["formula"]) == 6000 and data.params["formula"].endswith("...")
@@ -310,7 +298,7 @@ def test_odd_values_are_logged_safely(store, split):
 
 
 def test_nested_results_are_kept_once_per_instance_and_up_to_a_cap():
-    from tidymlflow._config import AutologConfig
+    from tidymlflow._runtime.config import AutologConfig
     from tidymlflow.layer import MAX_OBSERVED, Call
 
     call = Call("recipes", "Recipe.prep", len, None, (), {}, AutologConfig())

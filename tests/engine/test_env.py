@@ -13,7 +13,7 @@ import pytest
 from conftest import STANDIN
 
 import tidymlflow
-from tidymlflow import _engine
+from tidymlflow._engine import patching as _engine
 
 
 @pytest.mark.parametrize("name, value", [
@@ -47,7 +47,7 @@ def test_a_journal_dir_that_is_a_file_is_named(monkeypatch, tmp_path):
                                          ("TIDYMLFLOW_STRICT", "TRUE"), ("TIDYMLFLOW_SCREENSHOTS", "/tmp/x")])
 def test_good_values_and_unrelated_names_pass(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
-    from tidymlflow import _env
+    from tidymlflow._runtime import env as _env
 
     _env.check_environment()
 

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 
-from conftest import REAL, STANDIN
-
-
-def _python(code: str, tmp_path, extra_path=None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    paths = [str(p) for p in (extra_path or [])] + ([] if REAL else [str(STANDIN)])
-    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+from helpers import python
 
 
 def test_import_is_light(tmp_path):
-    out = _python("""
+    out = python("""
         import sys, tidymlflow
         heavy = [m for m in ("mlflow", "matplotlib", "plotly", "pandas", "py_parsnip",
                              "py_workflows", "py_workflowsets") if m in sys.modules]
@@ -30,7 +19,7 @@ def test_import_is_light(tmp_path):
 
 
 def test_autolog_before_imports_patches_on_import(tmp_path, tracking_uri):
-    out = _python(f"""
+    out = python(f"""
         import sys, tidymlflow
         tidymlflow.autolog()
         assert "py_workflows" not in sys.modules   # autolog imports no py-tidymodels module
@@ -55,7 +44,7 @@ def test_broken_workflowsets_import_leaves_autolog_working(tmp_path):
     broken = tmp_path / "shadow"
     (broken / "py_workflowsets").mkdir(parents=True)
     (broken / "py_workflowsets" / "__init__.py").write_text("import seaborn_not_installed_here\n")
-    out = _python("""
+    out = python("""
         import tidymlflow
         tidymlflow.autolog()
         try:

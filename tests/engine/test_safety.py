@@ -59,10 +59,10 @@ def test_our_own_warning_cannot_raise_out_of_a_successful_fit(split, monkeypatch
     """A logging failure (a closed port) under ``warnings.simplefilter("error")``: the fit is
     returned, the failure goes to the tidymlflow logger."""
     import mlflow
-    from test_engine import _free_port
+    from helpers import free_port
 
     monkeypatch.setenv("TIDYMLFLOW_STRICT", "0")
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     tidymlflow.autolog()

@@ -29,7 +29,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.types import DataType
 from servers import free_port, started
 
-from tidymlflow import _serialize, models
+from tidymlflow import models
+from tidymlflow._jobs import serialize as _serialize
 
 REAL_ONLY = pytest.mark.skipif(not REAL, reason="exists only in the real py-tidymodels, not in the stand-in")
 

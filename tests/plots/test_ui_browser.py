@@ -39,7 +39,7 @@ from servers import in_ci, mlflow_server
 import tidymlflow
 
 WAIT_S = 60
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 FALLBACK_TEXT = "plotly.js could not be loaded"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

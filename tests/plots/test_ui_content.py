@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import tidymlflow
-from tidymlflow._job import CSV_ROWS
+from tidymlflow._jobs.stage import CSV_ROWS
 
 
 def _folds(train, v=3):

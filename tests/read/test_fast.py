@@ -16,7 +16,7 @@ statsmodels = pytest.importorskip("statsmodels")  # a test dependency; the libra
 def test_direct_acf_equals_statsmodels(n, nlags):
     from statsmodels.tsa.stattools import acf
 
-    from tidymlflow._read.fast import acf_direct
+    from tidymlflow._runtime.fastpath import acf_direct
 
     rng = np.random.default_rng(n)
     x = np.cumsum(rng.normal(size=n)) + 1e6  # a trend on a large level: cancellation is exercised
@@ -27,7 +27,7 @@ def test_ljung_box_through_the_swap_equals_the_original_and_the_swap_is_undone()
     import statsmodels.stats.diagnostic as sm_diag
     import statsmodels.tsa.stattools._stattools as st
 
-    from tidymlflow._read import fast
+    from tidymlflow._runtime import fastpath as fast
 
     x = np.random.default_rng(1).normal(size=2000)
     expected = sm_diag.acorr_ljungbox(x, lags=10)
@@ -58,7 +58,7 @@ def test_ljung_box_through_the_swap_equals_the_original_and_the_swap_is_undone()
 def test_ljung_box_swap_equals_statsmodels_for_any_call(x, kwargs):
     import statsmodels.stats.diagnostic as sm_diag
 
-    from tidymlflow._read import fast
+    from tidymlflow._runtime import fastpath as fast
 
     def outcome():
         try:
@@ -124,7 +124,7 @@ def test_tables_are_computed_once_per_logged_state_and_the_users_call_is_the_lib
     import statsmodels.stats.diagnostic as sm_diag
     from py_parsnip import linear_reg
 
-    from tidymlflow._read import fast
+    from tidymlflow._runtime import fastpath as fast
 
     df = _long_frame(600)
     library, ours = [], []  # the library computes Ljung-Box in every extract_outputs()
@@ -151,7 +151,7 @@ def test_statsmodels_is_not_imported_for_the_swap_and_is_swapped_when_the_librar
 
     code = """
 import sys
-from tidymlflow._read import fast
+from tidymlflow._runtime import fastpath as fast
 with fast.diagnostics():
     assert "statsmodels.tsa.stattools._stattools" not in sys.modules
     import numpy as np

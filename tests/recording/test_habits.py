@@ -13,7 +13,8 @@ import mlflow
 import pytest
 
 import tidymlflow
-from tidymlflow import _habits, _service
+from tidymlflow._recording import habits as _habits
+from tidymlflow._writer import client as _service
 
 
 def _wf():

@@ -30,7 +30,7 @@ from py_rsample import vfold_cv
 from py_tune import grid_regular, tune, tune_grid
 from py_workflows import workflow
 
-print("writer", tidymlflow._service.current().writer_pid(), flush=True)
+print("writer", tidymlflow._writer.client.current().writer_pid(), flush=True)
 rng = np.random.default_rng(0)
 n = 120
 df = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n)})
@@ -41,7 +41,7 @@ fit.evaluate(df.iloc[90:])
 print("fitted", flush=True)
 if mode == "kill-writer":
     tidymlflow.flush(timeout=120)
-    os.kill(tidymlflow._service.current().writer_pid(), 9)
+    os.kill(tidymlflow._writer.client.current().writer_pid(), 9)
     time.sleep(1)
     fit = workflow().add_formula("y ~ x1").add_model(linear_reg()).fit(df.iloc[:90])
     tidymlflow.flush(timeout=120)

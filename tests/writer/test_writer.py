@@ -6,11 +6,11 @@ from __future__ import annotations
 import sys
 
 import pytest
-from test_engine import _wf
-from test_imports import _python
+from helpers import linear_wf, python
 
 import tidymlflow
-from tidymlflow import TidyMLflowWarning, _service
+from tidymlflow import TidyMLflowWarning
+from tidymlflow._writer import client as _service
 
 
 def test_flush_returns_the_runs_written_since_the_last_flush(store, split):
@@ -19,7 +19,7 @@ def test_flush_returns_the_runs_written_since_the_last_flush(store, split):
     from py_tune import grid_regular, tune, tune_grid
 
     tidymlflow.flush()
-    fit = _wf().fit(split[0]).evaluate(split[1])
+    fit = linear_wf().fit(split[0]).evaluate(split[1])
     first = tidymlflow.flush(timeout=120)
     assert first == [store.run("linear_reg: y ~ x1 + x2").info.run_id]  # evaluate adds no run
     assert tidymlflow.run_id(fit) == first[0]
@@ -40,7 +40,7 @@ def test_flush_returns_the_runs_written_since_the_last_flush(store, split):
 
 
 def test_the_users_process_imports_no_mlflow_matplotlib_or_plotly(tmp_path, tracking_uri):
-    out = _python(f"""
+    out = python(f"""
         import os, sys
         os.environ["MLFLOW_TRACKING_URI"] = "{tracking_uri}"
         os.environ["TIDYMLFLOW_WRITER"] = "process"
@@ -76,7 +76,7 @@ def test_a_writer_that_cannot_start_falls_back_to_writing_in_process(store, spli
         with pytest.warns(TidyMLflowWarning, match="could not start the writer process"):
             tidymlflow.autolog(log_plots=False)
         assert isinstance(_service.current(), _service.Inline)
-        _wf().fit(split[0])
+        linear_wf().fit(split[0])
         assert [r.info.run_name for r in store.runs()] == ["linear_reg: y ~ x1 + x2"]
     finally:
         _service._writer = None  # the next test starts a writer of its mode
@@ -89,7 +89,7 @@ def test_a_script_creating_the_store_while_the_writer_starts_is_never_broken(tmp
     after autolog(), across the writer's start)."""
     for attempt in range(4):
         db = tmp_path / f"fresh-{attempt}.db"
-        out = _python(f"""
+        out = python(f"""
             import os, time
             os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///{db}"
             import tidymlflow
@@ -127,7 +127,7 @@ def test_the_writer_keeps_the_sqlite_journal_and_leaves_the_stores_mode_alone(tm
         MlflowClient(f"sqlite:///{db}").search_experiments()  # MLflow creates its tables
     sqlite3.connect(wal).execute("PRAGMA journal_mode=WAL").fetchone()
     for db in (plain, wal):
-        out = _python(f"""
+        out = python(f"""
             import os
             os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///{db}"
             import tidymlflow
