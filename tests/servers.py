@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +139,54 @@ def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def late_answers(target: str, path_suffix: str, delay: float, times: int = 1) -> Iterator[str]:
+    """A proxy in front of the server ``target`` that forwards every request, but answers the
+    first ``times`` requests whose path ends with ``path_suffix`` only ``delay`` seconds after
+    the server did (the server has acted; the client's read times out and it may send the request
+    again). Yields the proxy's URL."""
+    import http.server
+
+    late = {"left": times}
+    lock = threading.Lock()
+
+    class Forward(http.server.BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            request = urllib.request.Request(target + self.path, data=body or None, headers=headers,
+                                             method=self.command)
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    status, answer = response.status, response.read()
+                    kind = response.headers.get("Content-Type")
+            except urllib.error.HTTPError as exc:
+                status, answer, kind = exc.code, exc.read(), exc.headers.get("Content-Type")
+            with lock:
+                hold = self.path.split("?")[0].endswith(path_suffix) and late["left"] > 0
+                late["left"] -= hold
+            if hold:
+                time.sleep(delay)
+            with contextlib.suppress(OSError):
+                self.send_response(status)
+                self.send_header("Content-Type", kind or "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -85,7 +85,7 @@ def load_outputs(
         LookupError: the run has no such tables (naming the run and the missing paths).
         ValueError: both ``client`` and ``tracking_uri`` were given.
     """
-    client = _client(client, tracking_uri)
+    client = _client(client, tracking_uri, "tidymlflow.load_outputs()")
     run = client.get_run(run_id)
     paths = [f"tidymodels/{name}.parquet" for name in OUTPUT_TABLES]
     missing = [p for p in paths if not _has(client, run, p)]
@@ -142,7 +142,7 @@ def collect(
         raise ValueError(f"max_runs must be a positive int or None, got {max_runs!r}")
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise ValueError(f"max_workers must be a positive int, got {max_workers!r}")
-    client = _client(client, None)
+    client = _client(client, None, "tidymlflow.collect()")
     ids = _experiment_ids(client, experiment_names, experiment_ids)
 
     found: list[tuple[Run, pd.DataFrame]] = []
@@ -175,14 +175,12 @@ def _table_path(table: str) -> str:
         f"tidymodels/<name>), {', '.join(TABLES)}, {_LEARNED_HELP}")
 
 
-def _client(client: MlflowClient | None, tracking_uri: str | None) -> MlflowClient:
+def _client(client: MlflowClient | None, tracking_uri: str | None, what: str) -> MlflowClient:
     """The client to read with, once everything this process logged is written (the writer
-    process writes after the calls return)."""
-    from tidymlflow._jobs import handover
+    process writes after the calls return); a warning each time that wait runs out."""
+    from tidymlflow._recording import habits
 
-    writer = handover.current()
-    if writer is not None:
-        writer.flush(handover.EXIT_TIMEOUT)
+    habits.wait(what, once=False, stacklevel=4)
     if client is not None:
         if tracking_uri is not None:
             raise ValueError("pass client or tracking_uri, not both")

@@ -33,8 +33,18 @@ def test_bad_flags_raise_naming_the_flag(kwargs, error, name):
         tidymlflow.autolog(**kwargs)
 
 
-def test_valid_plot_names_accepted():
+def test_valid_plot_names_accepted(split):
+    """A set of plot names is taken as given: the config holds it, and a fit draws only those."""
+    from tidymlflow._runtime import state
+    from tidymlflow.testing import capture
+
     tidymlflow.autolog(log_plots={"forecast", "residual_diagnostics"}, max_tuning_runs=None)
+    assert state.config.log_plots == {"forecast", "residual_diagnostics"}
+    assert state.config.max_tuning_runs is None
+    with capture() as jobs:
+        linear_wf().fit(split[0]).evaluate(split[1])
+    drawn = {plot.name for run in jobs.runs() for plot in run.plots}
+    assert "residual_diagnostics" in drawn and drawn <= {"forecast", "residual_diagnostics"}
 
 
 def test_disable_restores_identical_originals():

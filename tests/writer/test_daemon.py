@@ -157,3 +157,56 @@ def test_the_writer_stays_while_a_script_is_connected(tmp_path, env):
     # the fit, and the tuner after the wait
     assert sorted(r.info.run_name for r in _runs(uri) if "mlflow.parentRunId" not in r.data.tags) == [
         "linear_reg: y ~ x1 + x2", "tune_grid: linear_reg"]
+
+
+def test_a_writer_serving_two_scripts_tags_each_with_its_own_commit(tmp_path, env):
+    """Provenance comes from the script: a writer that lives on between two scripts tags the
+    second script's run with the second commit (it used to repeat the first one's)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "test@example.com")
+    git("config", "user.name", "test")
+    git("remote", "add", "origin", "https://example.com/team/repo.git")
+    git("add", "script.py")
+    git("commit", "-q", "-m", "one")
+    uri = f"sqlite:///{tmp_path / 'a.db'}"
+    first, commits = _run(tmp_path, env, uri), [git("rev-parse", "HEAD")]
+    (tmp_path / "note.txt").write_text("changed")
+    git("add", "note.txt")
+    git("commit", "-q", "-m", "two")
+    second = _run(tmp_path, env, uri)
+    commits.append(git("rev-parse", "HEAD"))
+    assert _writer_pid(first.stdout) == _writer_pid(second.stdout)  # one writer served both
+    runs = sorted(_runs(uri), key=lambda r: r.info.start_time)
+    assert [r.data.tags["mlflow.source.git.commit"] for r in runs] == commits
+    for run in runs:
+        assert run.data.tags["mlflow.source.git.branch"] == "main"
+        assert run.data.tags["mlflow.source.git.repoURL"] == "https://example.com/team/repo.git"
+        assert run.data.tags["mlflow.source.name"] == str(tmp_path / "script.py")
+        assert run.data.tags["mlflow.source.type"] == "LOCAL"
+
+
+def test_a_stopped_writer_is_replaced_and_left_its_socket_alone(tmp_path, env):
+    """A writer that does not say hello within a few seconds (SIGSTOP) is replaced by the next
+    script's own; resumed, it does not take the new writer's socket away when it leaves. One lock
+    file serves every writer of the user."""
+    uri = f"sqlite:///{tmp_path / 'a.db'}"
+    stuck = _writer_pid(_run(tmp_path, env, uri).stdout)
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        second = _run(tmp_path, env, uri)
+        took = time.monotonic() - start
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    fresh = _writer_pid(second.stdout)
+    assert fresh != stuck and took < 45  # it used to wait 60 s at exit for the stopped writer
+    assert [r.info.status for r in _runs(uri)] == ["FINISHED", "FINISHED"]
+    os.kill(stuck, signal.SIGTERM)  # the old writer goes; the socket stays the new writer's
+    _writer_gone(stuck, timeout=30)
+    assert _writer_pid(_run(tmp_path, env, uri).stdout) == fresh
+    folder = Path(tempfile.gettempdir(), f"tidymlflow-{os.getuid()}")
+    assert [p.name for p in folder.iterdir() if p.name.endswith(".lock")] == ["writers.lock"]

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from servers import free_port, hung_server, mlflow_server
 
+from tidymlflow._writer.scheduler import ADOPT_AFTER
+
 #: These scripts run the writer process whatever TIDYMLFLOW_WRITER says, so the suite's inline
 #: pass leaves them out (they would run the very same thing twice).
 pytestmark = pytest.mark.writer_process
@@ -332,6 +334,61 @@ def test_writer_killed_warns_once_never_hangs_and_the_journal_keeps_the_rest(tmp
     assert names == ["linear_reg: y ~ x1", "linear_reg: y ~ x1 + x2"]
     assert {r.info.status for r in client.search_runs(["0"])} == {"FINISHED"}
 
+
+
+def test_the_next_scripts_writer_writes_what_a_killed_writer_left(tmp_path, env):
+    """Jobs a killed writer left behind are written by the next script's writer once their
+    script has ended, with no `tidymlflow sync`: every run FINISHED, the journal empty."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    killed = _script(tmp_path, env, uri, "kill-writer", timeout=120)
+    assert killed.returncode == 0 and len(_kept(env)) == 1, killed.stderr
+    time.sleep(ADOPT_AFTER)  # the job is old enough to be taken over
+    nxt = _script(tmp_path, env, uri, "fit", timeout=120)
+    assert nxt.returncode == 0, nxt.stderr
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + 60
+    while _kept(env) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _kept(env) == []
+    names = sorted(r.info.run_name for r in client.search_runs(["0"]))
+    assert names == ["linear_reg: y ~ x1", "linear_reg: y ~ x1 + x2", "linear_reg: y ~ x1 + x2"]
+    assert {r.info.status for r in client.search_runs(["0"])} == {"FINISHED"}
+
+
+def test_a_create_run_sent_twice_leaves_one_run(tmp_path, monkeypatch, split):
+    """MLflow's HTTP client sends a request again when its answer is late. A ``create_run`` the
+    server acted on but answered late made a second run with the same handle, left RUNNING for
+    good; now the twin is deleted: one run per handle, none RUNNING."""
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+    from py_parsnip import linear_reg
+    from py_workflows import workflow
+    from servers import late_answers
+
+    import tidymlflow
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    backend = f"sqlite:///{tmp_path / 'server.db'}"
+    with mlflow_server(backend, tmp_path / "artifacts", tmp_path / "server.log") as url, \
+            late_answers(url, "/runs/create", delay=3.0) as proxy:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
+        import mlflow
+
+        mlflow.set_tracking_uri(proxy)
+        tidymlflow.autolog(writer="inline")
+        fitted = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit(split[0])
+        run_id = tidymlflow.run_id(fitted)
+        client = MlflowClient(url)
+        every = client.search_runs(["0"], run_view_type=ViewType.ALL)
+        alive = client.search_runs(["0"])
+    assert len(every) == 2  # the server did create a twin
+    assert [r.info.run_id for r in alive] == [run_id]
+    assert alive[0].info.status == "FINISHED" and "train_rmse" in alive[0].data.metrics
+    assert all(r.info.status != "RUNNING" or r.info.lifecycle_stage == "deleted" for r in every)
 
 
 # -- the journal is private and holds no credential -------------------------------------------------------

@@ -116,7 +116,7 @@ def test_a_writer_pestered_with_bad_messages_still_leaves_when_idle(monkeypatch,
     monkeypatch.setenv("TIDYMLFLOW_WRITER_IDLE", "1")
     monkeypatch.setenv("TIDYMLFLOW_JOURNAL_DIR", str(tmp_path / "journal"))
     address = _address()
-    own, proc = rendezvous.connect(writer_client._spawn)
+    own, proc, _ = rendezvous.connect(writer_client._spawn)
     assert proc is not None  # a new writer of this setting
     try:
         sock, stream = _connect(address)

@@ -230,6 +230,20 @@ def journals() -> list[tuple[str, str]]:
     return found
 
 
+def orphaned(job: str, min_age: float) -> bool:
+    """Whether the script that made ``job`` has ended (its process is gone) and the job is at
+    least ``min_age`` seconds old (job names are ``<time ns>-<pid>-<n>``)."""
+    try:
+        made, pid, _ = os.path.basename(job).split("-")
+        age = (time.time_ns() - int(made)) / 1e9
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return age >= min_age
+    except (ValueError, OSError):  # not a job name of ours, or a process of another user
+        return False
+    return False
+
+
 def pending(journal: str) -> list[str]:
     """The complete jobs of a journal, oldest first."""
     jobs = []

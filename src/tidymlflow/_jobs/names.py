@@ -13,6 +13,12 @@ from typing import Any
 AUTOLOG_TAG = "mlflow.autologging"
 PARENT_TAG = "mlflow.parentRunId"
 
+#: MLflow's context tags that say where a run comes from (script, user, git): computed by the
+#: script's own process and carried by its jobs, never taken from the writer's context.
+PROVENANCE_TAGS = frozenset({"mlflow.source.name", "mlflow.source.type", "mlflow.user",
+                             "mlflow.source.git.commit", "mlflow.source.git.branch",
+                             "mlflow.source.git.repoURL"})
+
 #: Credentials: in the environment of whoever writes a job, never in a job on disk.
 SECRETS = frozenset({"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"})
 #: The environment variables a job carries with it: the writer sets exactly these (and removes

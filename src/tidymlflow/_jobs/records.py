@@ -122,6 +122,9 @@ class Manifest:
     argv: tuple[str, ...]
     target: JobTarget
     runs: tuple[RunRecord, ...]
+    #: MLflow's source, user and git tags as the script's process computed them ({} in a job of
+    #: an older version).
+    provenance: dict[str, str] = field(default_factory=dict)
 
     def redraws(self) -> set[tuple[str, str]]:
         """(run handle, plot) pairs this job draws again into runs logged before it."""

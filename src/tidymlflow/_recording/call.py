@@ -13,6 +13,7 @@ from tidymlflow._jobs import handover
 from tidymlflow._jobs.records import FORMAT, Manifest
 from tidymlflow._jobs.stage import Stage
 from tidymlflow._recording import habits as _habits
+from tidymlflow._recording import provenance
 from tidymlflow._recording import runs as _runs
 from tidymlflow._recording.recorder import Recorder
 from tidymlflow._recording.runs import Target
@@ -128,7 +129,7 @@ class Call:
                 writer.status = status
                 writer.end_time = writer.end_time or end
         manifest = Manifest(FORMAT, self.name, self.layer, tuple(sys.argv[:1]), self.target.record(),
-                            tuple(w.record() for w, _ in self._runs))
+                            tuple(w.record() for w, _ in self._runs), provenance.tags())
         handles = [w.handle for w, _ in self._runs]
         created = next((w.handle for w, owned in self._runs if owned), None)
         self._runs.clear()

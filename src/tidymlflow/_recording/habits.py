@@ -59,18 +59,19 @@ def created(handle: str) -> None:
     _last_created = handle
 
 
-def wait(what: str) -> None:
+def wait(what: str, once: bool = True, stacklevel: int = 5) -> None:
     """Wait for the jobs handed to the writer so far (nothing to do when none is pending, inside
-    one of tidymlflow's own calls, or without a writer); one warning when the wait runs out."""
+    one of tidymlflow's own calls, or without a writer); a warning when the wait runs out (the
+    first time only, with ``once``)."""
     global _told
     writer = handover.current()
     if writer is None or not writer.pending() or _state.active_call.get() is not None:
         return
-    if writer.flush(READ_WAIT) or _told:
+    if writer.flush(READ_WAIT) or (once and _told):
         return
     _told = True
     _safety.warn(f"tidymlflow: {what} waited {READ_WAIT:.0f} s for runs still being written and went on; "
-                 "it may not see all of them yet (tidymlflow.flush() waits for them)", stacklevel=5)
+                 "it may not see all of them yet (tidymlflow.flush() waits for them)", stacklevel=stacklevel)
 
 
 def _read(what: str) -> Callable[..., Any]:

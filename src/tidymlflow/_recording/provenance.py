@@ -18,8 +18,6 @@ import sys
 SOURCE_NAME, SOURCE_TYPE, USER = "mlflow.source.name", "mlflow.source.type", "mlflow.user"
 GIT_COMMIT, GIT_BRANCH, GIT_REPO_URL = ("mlflow.source.git.commit", "mlflow.source.git.branch",
                                         "mlflow.source.git.repoURL")
-#: The tags this module owns; the writer takes them from the job, never from its own context.
-TAGS = frozenset({SOURCE_NAME, SOURCE_TYPE, USER, GIT_COMMIT, GIT_BRANCH, GIT_REPO_URL})
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 _computed: tuple[tuple[str, ...], dict[str, str]] | None = None

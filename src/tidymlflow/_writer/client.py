@@ -180,7 +180,7 @@ class Process:
         self._answered = 0
         self._journals: set[str] = set()
         self._writer_pid: int | None = None
-        self.sock, self.proc = _daemon.connect(_spawn)
+        self.sock, self.proc, self._writer_pid = _daemon.connect(_spawn)
         self._send(Hello(tuple(sys.path), warm, _sqlite_absent(warm)))
         threading.Thread(target=self._read, name="tidymlflow-writer-pipe", daemon=True).start()
 

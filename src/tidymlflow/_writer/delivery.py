@@ -20,7 +20,7 @@ from typing import Any
 
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs import records
-from tidymlflow._jobs.names import ENV, PARENT_TAG, SECRETS
+from tidymlflow._jobs.names import ENV, PARENT_TAG, PROVENANCE_TAGS, SECRETS
 from tidymlflow._jobs.records import JobTarget, Manifest, PlotRecord, Progress, RunRecord
 from tidymlflow._writer import artifacts
 from tidymlflow._writer.failures import Undelivered, UnknownHandle, busy_store, transient, unreachable
@@ -31,6 +31,11 @@ HANDLE_TAG = "tidymlflow.handle"
 
 #: The tag that lists what a run is missing after a failed delivery (until ``tidymlflow sync``).
 INCOMPLETE_TAG = "tidymlflow.incomplete"
+
+
+#: Seconds after which a ``create_run`` may have been sent twice (MLflow retries a request only
+#: after its timeout): then the run's twins are looked for.
+SLOW_CREATE = 1.0
 
 
 #: The experiment tag MLflow's UI reads to open an experiment in its model-training view.
@@ -66,7 +71,6 @@ class Deliverer:
         self.plotter = plotter
         self.handles: dict[str, tuple[str, str]] = {}  # handle -> (run id, experiment id)
         self._kinds: set[tuple[str, str]] = set()
-        self._context: dict[tuple[Any, ...], dict[str, str]] = {}
 
     # -- one job ------------------------------------------------------------------------------------
     def deliver(self, job: str, manifest: Manifest | None = None,
@@ -158,20 +162,22 @@ class Deliverer:
                 os.chdir(saved_cwd)
 
     def _context_tags(self, manifest: Manifest) -> dict[str, str]:
-        """MLflow's context tags (source, user, git commit) for the user's script."""
+        """MLflow's context tags for the user's script: its provenance (source, user, git) as
+        the script computed it, over what MLflow's context providers add here. Nothing is kept
+        between jobs: a writer serves many scripts (and MLflow's git provider caches its first
+        answer for the life of the process, so its git tags are never taken here)."""
         from mlflow.tracking.context.registry import resolve_tags
 
-        argv = manifest.argv or tuple(sys.argv[:1])
-        key = (argv, manifest.target.cwd, os.environ.get("MLFLOW_RUN_CONTEXT"))
-        if key not in self._context:
-            saved = sys.argv
-            if self.apply_target:
-                sys.argv = list(argv)
-            try:
-                self._context[key] = resolve_tags({})
-            finally:
-                sys.argv = saved
-        return self._context[key]
+        saved = sys.argv
+        if self.apply_target:
+            sys.argv = list(manifest.argv or sys.argv[:1])
+        try:
+            found = resolve_tags({})
+        finally:
+            sys.argv = saved
+        if manifest.provenance:  # a job of this version (an older one has none: MLflow's then)
+            found = {k: v for k, v in found.items() if k not in PROVENANCE_TAGS}
+        return {**found, **manifest.provenance}
 
     # -- runs ---------------------------------------------------------------------------------------
     def _open(self, client: Any, rec: RunRecord, context: dict[str, str], progress: Progress,
@@ -194,8 +200,11 @@ class Deliverer:
                     **artifacts.tag_values(rec.set_tags), HANDLE_TAG: handle}
             if parent is not None:
                 tags[PARENT_TAG] = parent[0]
+            asked = time.monotonic()
             run = client.create_run(experiment, start_time=rec.start_time, tags=tags, run_name=rec.name)
             found_run = (run.info.run_id, experiment)
+            if time.monotonic() - asked > SLOW_CREATE:  # it may have been sent twice
+                self._find(client, handle, [experiment], keep=run.info.run_id)
         self.handles[handle] = found_run
         progress.runs[handle] = found_run
         return found_run, created
@@ -217,12 +226,20 @@ class Deliverer:
                               "delivered (run `tidymlflow sync`)")
         return found
 
-    def _find(self, client: Any, handle: str, experiments: list[str]) -> tuple[str, str] | None:
+    def _find(self, client: Any, handle: str, experiments: list[str],
+              keep: str | None = None) -> tuple[str, str] | None:
+        """The run tagged with ``handle`` (``keep``, else the oldest). MLflow's HTTP client sends
+        a request again when its answer comes late, so a ``create_run`` the server acted on can
+        have made a twin: every other run with the handle is deleted, none is left RUNNING."""
         runs = client.search_runs(experiments, filter_string=f"tags.`{HANDLE_TAG}` = '{handle}'",
-                                  max_results=1)
+                                  max_results=10, order_by=["attributes.start_time ASC"])
         if not runs:
             return None
-        self.handles[handle] = (runs[0].info.run_id, str(runs[0].info.experiment_id))
+        kept = next((r for r in runs if r.info.run_id == keep), runs[0])
+        for twin in runs:
+            if twin is not kept:
+                client.delete_run(twin.info.run_id)
+        self.handles[handle] = (kept.info.run_id, str(kept.info.experiment_id))
         return self.handles[handle]
 
     def _model_training_view(self, client: Any, experiment_id: str) -> None:

@@ -25,7 +25,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tidymlflow._jobs import records
 from tidymlflow._jobs.names import ENV
+from tidymlflow._jobs.records import Welcome
 from tidymlflow._runtime import env as _env
 
 try:
@@ -35,6 +37,10 @@ except ImportError:  # Windows: no unix sockets to share; the service falls back
 
 #: Seconds a writer with no script connected waits for the next one before it leaves.
 IDLE = 600.0
+#: Seconds a running writer has to say hello to a new script before it is replaced.
+LIVENESS = 5.0
+#: The one lock file of the writers folder: finding or starting a writer, and a writer leaving.
+LOCK = "writers.lock"
 #: Environment variables that differ between two runs of one script in one shell, left out of
 #: the key (nothing MLflow or tidymlflow reads).
 _VOLATILE = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "PYTEST_CURRENT_TEST", "COLUMNS", "LINES",
@@ -82,8 +88,9 @@ def _code_stamp() -> list[Any]:
 
 @contextlib.contextmanager
 def locked(path: str) -> Iterator[None]:
-    """Hold the lock of a writer key: finding or starting a writer, and a writer leaving, never
-    overlap, so a script never connects to a writer that is on its way out."""
+    """Hold the writers' lock: finding or starting a writer, and a writer leaving, never overlap,
+    so a script never connects to a writer that is on its way out. One lock file for all of this
+    user's writers (finding one takes a millisecond), so no lock file is left per writer."""
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -95,21 +102,27 @@ def locked(path: str) -> Iterator[None]:
 Spawn = Callable[[socket.socket, str, str], Any]
 
 
-def connect(spawn: Spawn) -> tuple[socket.socket, Any]:
-    """A connection to the writer of this key, and what ``spawn`` returned when none was running
-    (else None). ``spawn(listener, socket path, lock path)`` starts a writer that serves the
-    listening socket it is given: the socket exists before the writer does, so this process
-    connects at once and never waits for the writer to start."""
+def connect(spawn: Spawn) -> tuple[socket.socket, Any, int | None]:
+    """A connection to the writer of this key: (socket, what ``spawn`` returned when a writer
+    was started else None, the pid of a running writer that answered). ``spawn(listener, socket
+    path, lock path)`` starts a writer that serves the listening socket it is given: the socket
+    exists before the writer does, so this process connects at once and never waits for a new
+    writer to start. A running writer must say hello within ``LIVENESS`` seconds; one that does
+    not (stopped, hung) is replaced: its socket's name goes to the new writer, and the old one
+    leaves it alone when it leaves."""
     if fcntl is None or not hasattr(socket, "AF_UNIX"):
         raise OSError("no unix sockets here")
-    base = os.path.join(folder(), key())
-    path, lock = base + ".sock", base + ".lock"
+    path, lock = os.path.join(folder(), key() + ".sock"), os.path.join(folder(), LOCK)
     with locked(lock):
         found = _dial(path)
         if found is not None:
-            return found, None
+            pid = _welcome(found)
+            if pid is not None:
+                return found, None, pid
+            found.close()
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # a writer that was killed left it
+            os.unlink(path)  # a writer that was killed left it, or one that does not answer has it
+        _sweep(os.path.dirname(path))
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(path)
@@ -124,7 +137,43 @@ def connect(spawn: Spawn) -> tuple[socket.socket, Any]:
         sock = _dial(path)
         if sock is None:
             raise OSError(f"the writer's socket {path} refuses connections")
-        return sock, started
+        return sock, started, None
+
+
+def _sweep(where: str) -> None:
+    """Remove the lock files that older versions kept per writer, unless one is held now."""
+    for name in os.listdir(where):
+        if not name.endswith(".lock") or name == LOCK:
+            continue
+        path = os.path.join(where, name)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+        except OSError:
+            pass  # held: its writer is on its way out; the next sweep takes it
+        finally:
+            os.close(fd)
+
+
+def _welcome(sock: socket.socket) -> int | None:
+    """The pid in a running writer's hello, read within ``LIVENESS`` seconds, else None."""
+    sock.settimeout(LIVENESS)
+    line = b""
+    try:
+        while not line.endswith(b"\n") and len(line) < records.MAX_MESSAGE:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return None
+            line += chunk
+        message = records.decode(line, (Welcome,))
+    except (OSError, records.RecordError):
+        return None
+    sock.settimeout(None)
+    return int(message.pid)
 
 
 def _dial(path: str) -> socket.socket | None:

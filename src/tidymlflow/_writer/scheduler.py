@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from tidymlflow._writer.plotpool import PlotPool, freeze_heap, warm_plots
 RETRY_AFTER = 30.0
 #: Jobs waiting in the queue that are looked at for plots they draw again.
 LOOK_AHEAD = 20
+#: Seconds a job of a script that has ended must have waited before a writer takes it over.
+ADOPT_AFTER = 10.0
 
 #: How the writer answers the script that handed a job over.
 Answer = Callable[[ToScript], None]
@@ -59,6 +62,10 @@ def superseded(queued: Sequence[Job]) -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
+def _nobody(message: ToScript) -> None:
+    """The answer to a job whose script has ended."""
+
+
 class Scheduler:
     """Delivers jobs in order. A job that fails in a way that may pass is kept and tried again
     at most every ``RETRY_AFTER`` seconds, oldest first; while a tracking server is out of reach,
@@ -72,12 +79,15 @@ class Scheduler:
         self.paused: dict[str, tuple[float, str]] = {}  # journal -> (until, why)
         self.kept: dict[str, list[_Kept]] = {}  # journal -> kept jobs, oldest first
         self.stores = upkeep.StoreWatch()
+        self.orphans: deque[str] = deque()  # jobs of ended scripts that no writer is writing
+        self._next_scan = 0.0
 
     def hello(self, message: Hello) -> None:
         """A script has connected: take its ``sys.path`` (the key made it this writer's own)
         and get its store ready while the script is still starting."""
         sys.path[:0] = [p for p in message.path if p not in sys.path]
         self.warm(message.warm, message.absent)
+        self.scan()
 
     def warm(self, target: JobTarget | None, absent: bool = False) -> None:
         """Import MLflow, open the store, then import the plotting libraries, while the user's
@@ -149,6 +159,39 @@ class Scheduler:
         answer(Done(seq, job.path, job.call, runs=result.runs, created=tuple(result.created),
                     errors=tuple(result.errors)))
         return True
+
+    def scan(self) -> None:
+        """Look for jobs that scripts which have ended left in this user's journals and that no
+        writer has (a writer killed or stopped mid-way, a script that ended before its writer
+        could start): they are written when nothing else waits (:meth:`adopt_one`), as
+        ``tidymlflow sync`` would, with this writer's environment. At most every
+        ``RETRY_AFTER`` seconds."""
+        now = time.monotonic()
+        if now < self._next_scan:
+            return
+        self._next_scan = now + RETRY_AFTER
+        known = set(self.orphans) | {k.job.path for ks in self.kept.values() for k in ks}
+        known |= {job.path for job in self._queued()}
+        for folder, _ in _journal.journals():
+            if _journal.trusted(folder) is None and now >= self.paused.get(folder, (0.0, ""))[0]:
+                self.orphans.extend(job for job in _journal.pending(folder)
+                                    if job not in known and _journal.orphaned(job, ADOPT_AFTER))
+
+    def adopt_one(self) -> None:
+        """Write one job of an ended script (see :meth:`scan`); kept for a retry if it cannot be."""
+        self.scan()
+        while self.orphans:
+            path = self.orphans.popleft()
+            if not os.path.isdir(path):
+                continue
+            try:
+                job = Job(path, None, "", _journal.manifest(path))
+            except Exception:  # unreadable: left for `tidymlflow sync`, which says why
+                continue
+            if not self._deliver(job, _nobody, late=True):
+                self.kept.setdefault(job.journal, []).append(_Kept(job, time.monotonic() + RETRY_AFTER,
+                                                                   _nobody))
+            return
 
     def retry_kept(self) -> None:
         """Try the kept jobs that are due, oldest first; a server out of reach stops its journal."""

@@ -68,6 +68,7 @@ class Hall:
     def __init__(self, listener: socket.socket, path: str, lock: str, idle: float,
                  plotter: PlotPool | None) -> None:
         self.listener, self.path, self.lock, self.idle = listener, path, lock, idle
+        self.identity = _identity(path)  # the socket file this writer was started on
         self.plotter = plotter
         self.inbox: deque[tuple[Client, Item]] = deque()
         self.ready = threading.Condition()
@@ -89,7 +90,8 @@ class Hall:
                     self.idle_since = self.idle_since or time.monotonic()
                     if self.served and self.idle > 0:  # a script has come and gone, and the
                         self._warm_plotter()              # writer stays for the next one
-                if not self.ready.wait_for(lambda: bool(self.inbox) or self.closed, QUIET):
+                quiet = QUIET if not scheduler.orphans else 0.0  # jobs of ended scripts wait
+                if not self.ready.wait_for(lambda: bool(self.inbox) or self.closed, quiet) and quiet:
                     self._warm_plotter()  # quiet for a while
                 if not self.inbox:
                     if self.closed:
@@ -100,6 +102,7 @@ class Hall:
                     self.idle_since = None
             if item is None:
                 scheduler.retry_kept()
+                scheduler.adopt_one()
                 continue
             client, message = item
             if message is None:
@@ -152,8 +155,9 @@ class Hall:
             try:
                 conn, _ = self.listener.accept()
             except BlockingIOError:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.path)
+                if _identity(self.path) == self.identity:  # not a writer that replaced this one
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path)
                 self.listener.close()
                 with self.ready:
                     self.closed = True
@@ -243,6 +247,15 @@ def _arrived(message: Submit) -> Job:
         return Job(where, message.seq, message.call, _journal.manifest(where))
     except (OSError, records.RecordError) as exc:
         return Job(where, message.seq, message.call, None, f"{type(exc).__name__}: {exc}")
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, or None."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _log(message: str) -> None:
