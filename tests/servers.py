@@ -142,11 +142,13 @@ def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def late_answers(target: str, path_suffix: str, delay: float, times: int = 1) -> Iterator[str]:
+def late_answers(target: str, path_suffix: str, delay: float, times: int = 1,
+                 record: list[tuple[str, str, bytes]] | None = None) -> Iterator[str]:
     """A proxy in front of the server ``target`` that forwards every request, but answers the
     first ``times`` requests whose path ends with ``path_suffix`` only ``delay`` seconds after
     the server did (the server has acted; the client's read times out and it may send the request
-    again). Yields the proxy's URL."""
+    again). ``record`` gets (path, Authorization header, body) of every request. Yields the
+    proxy's URL."""
     import http.server
 
     late = {"left": times}
@@ -155,6 +157,9 @@ def late_answers(target: str, path_suffix: str, delay: float, times: int = 1) ->
     class Forward(http.server.BaseHTTPRequestHandler):
         def _forward(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if record is not None:
+                with lock:
+                    record.append((self.path, self.headers.get("Authorization") or "", body))
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
             request = urllib.request.Request(target + self.path, data=body or None, headers=headers,
                                              method=self.command)

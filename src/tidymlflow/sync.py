@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = commands.add_parser("sync", help="write the runs kept in the local journal to MLflow")
     cmd.add_argument("--tracking-uri", help="only the jobs of this tracking URI")
     args = parser.parse_args(argv)
-    from tidymlflow._writer.client import HTTP_DEFAULTS
+    from tidymlflow._jobs.names import HTTP_DEFAULTS
     from tidymlflow._writer.upkeep import persist_sqlite_journal
 
     persist_sqlite_journal()  # the command's process is tidymlflow's own

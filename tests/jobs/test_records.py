@@ -179,3 +179,17 @@ def test_records_are_frozen():
     """A record read once is the record: nothing on the way can change a field."""
     with pytest.raises(dataclasses.FrozenInstanceError):
         Submit(1, "/j", "c").seq = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("uri", "expected"), [
+    ("sqlite:///local.db", "sqlite:////work/p/local.db"),
+    ("sqlite:///r.db?timeout=5", "sqlite:////work/p/r.db?timeout=5"),
+    ("sqlite:////abs/x.db", "sqlite:////abs/x.db"),
+    ("./mlruns", "/work/p/mlruns"), ("file:mlruns", "/work/p/mlruns"),
+    ("file:///abs/mlruns", "file:///abs/mlruns"), ("http://h:5000", "http://h:5000"),
+    ("databricks", "databricks"), ("databricks-uc", "databricks-uc"),
+])
+def test_a_relative_store_is_made_absolute_against_the_scripts_folder(uri, expected):
+    """A writer serving scripts in several folders opens each relative store in its script's
+    folder (MLflow keeps one store per URI text)."""
+    assert journal.absolute_uri(uri, "/work/p") == expected

@@ -78,13 +78,20 @@ def test_outside_a_repository_there_is_no_git_tag(tmp_path):
 
 
 def test_the_script_tags_follow_mlflows_default_context(monkeypatch, repo):
-    """Source name and type as MLflow's default context gives them; the user is the tracking
-    username when set."""
+    """Source name and type as MLflow's default context gives them; the user is the login name,
+    and left to the writer (which has the script's environment) when it is the tracking username:
+    a credential is never written to a job."""
     monkeypatch.setattr(sys, "argv", [str(repo / "train.py"), "--flag"])
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.setenv("HOME", str(repo))  # no ~/.mlflow/credentials
+    import getpass
+
     tags = provenance.tags()
     assert tags[provenance.SOURCE_NAME] == str(repo / "train.py")
-    assert tags[provenance.SOURCE_TYPE] == "LOCAL" and tags[provenance.USER] == "alice"
+    assert tags[provenance.SOURCE_TYPE] == "LOCAL" and tags[provenance.USER] == getpass.getuser()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setattr(sys, "argv", [str(repo / "train.py")])
+    assert provenance.USER not in provenance.tags()
     assert tags[provenance.GIT_COMMIT] == _git(repo, "rev-parse", "HEAD")
     monkeypatch.setattr(sys, "argv", [""])
     assert provenance.tags()[provenance.SOURCE_NAME] == "<console>"

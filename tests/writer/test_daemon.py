@@ -123,12 +123,52 @@ def test_a_store_deleted_between_scripts_is_created_again(tmp_path, env):
     _complete(uri)  # in the new file, not in the deleted one the writer had open
 
 
-def test_another_setting_gets_a_writer_of_its_own(tmp_path, env):
-    uri = f"sqlite:///{tmp_path / 'a.db'}"
-    first = _run(tmp_path, env, uri, SOME_SETTING="1")
-    second = _run(tmp_path, env, uri, SOME_SETTING="2")
-    assert _writer_pid(first.stdout) != _writer_pid(second.stdout)
-    assert len(_runs(uri)) == 2
+def test_scripts_over_folders_and_environments_share_one_writer(tmp_path, env):
+    """A loop of scripts over two folders and changing environment values (a seed, an
+    experiment) is served by one writer; each job is written in its own script's folder (a
+    relative store) and experiment. It used to start a writer per folder and per value."""
+    pids = []
+    for i in range(4):
+        folder = tmp_path / f"project{i % 2}"
+        folder.mkdir(exist_ok=True)
+        (folder / "script.py").write_text(SCRIPT)
+        out = _run(folder, env, "sqlite:///local.db", SEED=str(i), MLFLOW_EXPERIMENT_NAME=f"exp{i % 2}")
+        pids.append(_writer_pid(out.stdout))
+    assert len(set(pids)) == 1
+    from mlflow import MlflowClient
+
+    for j in range(2):
+        client = MlflowClient(f"sqlite:///{tmp_path / f'project{j}' / 'local.db'}")
+        experiment = client.get_experiment_by_name(f"exp{j}")
+        runs = client.search_runs([experiment.experiment_id])
+        assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+
+
+def test_a_shared_writer_writes_each_script_with_its_own_credentials(tmp_path, env):
+    """Two scripts with other tokens share a writer; every request for a script's runs carries
+    that script's token (held in the writer's memory, never in a job)."""
+    import json
+
+    from servers import late_answers, mlflow_server
+
+    seen: list[tuple[str, str, bytes]] = []
+    backend = f"sqlite:///{tmp_path / 'server.db'}"
+    with mlflow_server(backend, tmp_path / "artifacts", tmp_path / "server.log") as url, \
+            late_answers(url, "/never", 0.0, record=seen) as proxy:
+        pids = [_writer_pid(_run(tmp_path, env, proxy, MLFLOW_TRACKING_TOKEN=token,
+                                 MLFLOW_EXPERIMENT_NAME=f"exp-{token}").stdout)
+                for token in ("alpha", "beta")]
+        from mlflow import MlflowClient
+
+        names = {e.experiment_id: e.name for e in MlflowClient(url).search_experiments()}
+    assert pids[0] == pids[1]
+    created = [(auth, json.loads(body)["experiment_id"]) for path, auth, body in seen
+               if path.endswith("/runs/create")]
+    assert sorted(names[e] for _, e in created) == ["exp-alpha", "exp-beta"]
+    assert all(auth == f"Bearer {names[e][4:]}" for auth, e in created), created
+    assert not list((tmp_path / "journal").rglob("*.json")) or all(
+        "alpha" not in p.read_text() and "beta" not in p.read_text()
+        for p in (tmp_path / "journal").rglob("*.json"))
 
 
 def test_a_writer_idle_setting_that_is_not_a_number_is_named(tmp_path, env):

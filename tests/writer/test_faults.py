@@ -379,12 +379,13 @@ def test_a_create_run_sent_twice_leaves_one_run(tmp_path, monkeypatch, split):
         import mlflow
 
         mlflow.set_tracking_uri(proxy)
+        experiment = mlflow.set_experiment("twins").experiment_id  # this server's, not a former one
         tidymlflow.autolog(writer="inline")
         fitted = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit(split[0])
         run_id = tidymlflow.run_id(fitted)
         client = MlflowClient(url)
-        every = client.search_runs(["0"], run_view_type=ViewType.ALL)
-        alive = client.search_runs(["0"])
+        every = client.search_runs([experiment], run_view_type=ViewType.ALL)
+        alive = client.search_runs([experiment])
     assert len(every) == 2  # the server did create a twin
     assert [r.info.run_id for r in alive] == [run_id]
     assert alive[0].info.status == "FINISHED" and "train_rmse" in alive[0].data.metrics

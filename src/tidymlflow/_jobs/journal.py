@@ -60,6 +60,20 @@ def sqlite_file(uri: str | None, cwd: str = ".") -> str | None:
     return os.path.abspath(os.path.join(cwd, uri[len("sqlite:///"):].split("?")[0]))
 
 
+def absolute_uri(uri: str, cwd: str) -> str:
+    """``uri`` with a relative local store (``sqlite:///x.db``, ``./mlruns``, ``file:mlruns``)
+    made absolute against ``cwd``; any other URI as it is."""
+    path = sqlite_file(uri, cwd)
+    if path is not None:
+        query = uri.partition("?")[2]
+        return f"sqlite:///{path}" + (f"?{query}" if query else "")
+    if uri.startswith("file:") and not uri.startswith("file://"):
+        return os.path.abspath(os.path.join(cwd, uri[len("file:"):]))
+    if uri in ("databricks", "databricks-uc") or "://" in uri or uri.startswith("/"):
+        return uri
+    return os.path.abspath(os.path.join(cwd, uri))
+
+
 _made_private: set[str] = set()  # journal folders this process made or checked private
 
 

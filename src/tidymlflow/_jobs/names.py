@@ -14,7 +14,8 @@ AUTOLOG_TAG = "mlflow.autologging"
 PARENT_TAG = "mlflow.parentRunId"
 
 #: MLflow's context tags that say where a run comes from (script, user, git): computed by the
-#: script's own process and carried by its jobs, never taken from the writer's context.
+#: script's own process and carried by its jobs, never taken from the writer's context (the user
+#: is, when it is the script's tracking username: that is read from the script's environment).
 PROVENANCE_TAGS = frozenset({"mlflow.source.name", "mlflow.source.type", "mlflow.user",
                              "mlflow.source.git.commit", "mlflow.source.git.branch",
                              "mlflow.source.git.repoURL"})
@@ -37,6 +38,11 @@ PLOT_NAMES: frozenset[str] = frozenset({
 })
 #: Plots drawn with plotly and saved as html; every other plot is a matplotlib png.
 INTERACTIVE: frozenset[str] = frozenset({"forecast", "parallel_coordinates"})
+
+#: HTTP settings of the writer (unless the script set them): short, so that a dead server is
+#: known in seconds, not minutes.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 

@@ -144,13 +144,15 @@ class Progress:
 # -- the socket ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Hello:
-    """A script connects: its ``sys.path`` and the store to open while it starts (``absent``: a
-    sqlite file that did not exist at ``autolog()``)."""
+    """A script connects: its ``sys.path``, its environment, and the store to open while it
+    starts (``absent``: a sqlite file that did not exist at ``autolog()``)."""
 
     path: tuple[str, ...]
     warm: JobTarget | None
     absent: bool
     protocol: int = PROTOCOL
+    #: the script's environment: its jobs are written with it (never written to disk)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

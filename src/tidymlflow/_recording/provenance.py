@@ -20,13 +20,14 @@ GIT_COMMIT, GIT_BRANCH, GIT_REPO_URL = ("mlflow.source.git.commit", "mlflow.sour
                                         "mlflow.source.git.repoURL")
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
-_computed: tuple[tuple[str, ...], dict[str, str]] | None = None
+_computed: tuple[tuple[object, ...], dict[str, str]] | None = None
 
 
 def tags() -> dict[str, str]:
-    """This script's provenance tags (computed on first use; again only if ``sys.argv`` changed)."""
+    """This script's provenance tags (computed on first use; again only if the script's name or
+    whether a tracking username is set changed)."""
     global _computed
-    key = tuple(sys.argv[:1])
+    key = (*sys.argv[:1], bool(os.environ.get("MLFLOW_TRACKING_USERNAME")))
     if _computed is None or _computed[0] != key:
         _computed = (key, _compute())
     return dict(_computed[1])
@@ -34,25 +35,28 @@ def tags() -> dict[str, str]:
 
 def _compute() -> dict[str, str]:
     main = sys.argv[0] if sys.argv and sys.argv[0] else None
-    found = {SOURCE_NAME: main or "<console>", SOURCE_TYPE: "LOCAL", USER: _user()}
+    found = {SOURCE_NAME: main or "<console>", SOURCE_TYPE: "LOCAL"}
+    user = _login()
+    if user is not None:
+        found[USER] = user
     if main is not None:
         found.update(git_info(main))
     return found
 
 
-def _user() -> str:
-    """MLflow's ``mlflow.user``: the tracking username (variable or ``~/.mlflow/credentials``),
-    else the login name."""
-    name = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    if not name:
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(os.path.join(os.path.expanduser("~"), ".mlflow", "credentials"))
-            name = parser.get("mlflow", "mlflow_tracking_username", fallback=None)
-        except (configparser.Error, OSError, UnicodeDecodeError):
-            name = None
-    if name:
-        return name
+def _login() -> str | None:
+    """MLflow's ``mlflow.user`` when it is the login name; None when MLflow would take the
+    tracking username (a credential: never written to a job; the writer reads it from the
+    script's environment, as MLflow does)."""
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        return None
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(os.path.join(os.path.expanduser("~"), ".mlflow", "credentials"))
+        if parser.get("mlflow", "mlflow_tracking_username", fallback=None):
+            return None
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        pass
     try:
         return getpass.getuser()
     except Exception:  # no login name (a container without a passwd entry)

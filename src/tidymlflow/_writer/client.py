@@ -29,6 +29,7 @@ from typing import Any
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs import records
 from tidymlflow._jobs.handover import EXIT_TIMEOUT
+from tidymlflow._jobs.names import HTTP_DEFAULTS
 from tidymlflow._jobs.records import (
     Done,
     Hello,
@@ -52,8 +53,6 @@ PROGRESS_AFTER = 2.0
 #: is known in seconds, not minutes.
 #: Bytes of ``writer.log`` kept: a longer log starts again at the next start.
 LOG_LIMIT = 5_000_000
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
 def mode() -> str:
@@ -181,7 +180,9 @@ class Process:
         self._journals: set[str] = set()
         self._writer_pid: int | None = None
         self.sock, self.proc, self._writer_pid = _daemon.connect(_spawn)
-        self._send(Hello(tuple(sys.path), warm, _sqlite_absent(warm)))
+        # the script's folder and environment (its credentials too: over the private socket, held
+        # in the writer's memory only) for the writer to write this script's jobs with
+        self._send(Hello(tuple(sys.path), warm, _sqlite_absent(warm), env=dict(os.environ)))
         threading.Thread(target=self._read, name="tidymlflow-writer-pipe", daemon=True).start()
 
     # -- the connection ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs import records
-from tidymlflow._jobs.names import ENV, PARENT_TAG, PROVENANCE_TAGS, SECRETS
+from tidymlflow._jobs.names import ENV, HTTP_DEFAULTS, PARENT_TAG, PROVENANCE_TAGS, SECRETS
 from tidymlflow._jobs.records import JobTarget, Manifest, PlotRecord, Progress, RunRecord
 from tidymlflow._writer import artifacts
 from tidymlflow._writer.failures import Undelivered, UnknownHandle, busy_store, transient, unreachable
@@ -73,23 +73,25 @@ class Deliverer:
         self._kinds: set[tuple[str, str]] = set()
 
     # -- one job ------------------------------------------------------------------------------------
-    def deliver(self, job: str, manifest: Manifest | None = None,
-                superseded: Superseded = frozenset) -> Result:
+    def deliver(self, job: str, manifest: Manifest | None = None, superseded: Superseded = frozenset,
+                env: dict[str, str] | None = None) -> Result:
         """Write ``job``; raise :class:`Undelivered` when it must stay in the journal. A store
         that is busy (a locked sqlite database, another process creating its tables) gets a
         second try a moment later: delivery is idempotent. ``superseded()`` (run handle, plot),
         asked before each plot: plots a job already waiting draws again into the same run,
-        skipped here. ``manifest``: the job's, when the caller has read it already."""
+        skipped here. ``manifest``: the job's, when the caller has read it already; ``env``: the
+        environment of the job's script (see :meth:`target`)."""
         manifest = manifest or _journal.manifest(job)
         try:
-            return self._deliver(job, manifest, superseded)
+            return self._deliver(job, manifest, superseded, env)
         except Undelivered as exc:
             if exc.unreachable or not busy_store(exc):
                 raise
         time.sleep(1.0)
-        return self._deliver(job, manifest, superseded)
+        return self._deliver(job, manifest, superseded, env)
 
-    def _deliver(self, job: str, manifest: Manifest, superseded: Superseded) -> Result:
+    def _deliver(self, job: str, manifest: Manifest, superseded: Superseded,
+                 env: dict[str, str] | None) -> Result:
         progress = _journal.progress(job)
         replay = progress.attempts > 0
         progress.attempts += 1
@@ -97,7 +99,7 @@ class Deliverer:
         result = Result()
         runs: dict[str, tuple[str, str]] = {}
         try:
-            with self.target(manifest.target):
+            with self.target(manifest.target, env):
                 client = _client()
                 context = self._context_tags(manifest)
                 tagged: set[str] = set()  # runs created just now, their after-call tags included
@@ -115,7 +117,7 @@ class Deliverer:
                 raise
             out_of_reach = unreachable(exc)
             if not out_of_reach:
-                with self.target(manifest.target):  # the job's store, not the process's own
+                with self.target(manifest.target, env):  # the job's store, not the process's own
                     self._mark_incomplete(job, manifest, runs, exc, progress)
             raise Undelivered(f"{type(exc).__name__}: {exc}", out_of_reach) from exc
         result.runs = {h: r for h, (r, _) in runs.items()}
@@ -123,8 +125,11 @@ class Deliverer:
         return result
 
     @contextlib.contextmanager
-    def target(self, target: JobTarget) -> Iterator[None]:
-        """The job's tracking URI, experiment, environment and directory (``apply_target``)."""
+    def target(self, target: JobTarget, env: dict[str, str] | None = None) -> Iterator[None]:
+        """The job's tracking URI, experiment, environment and directory (``apply_target``).
+        ``env``: the environment of the script that made the job (the writer serves several
+        scripts; their credentials and settings are each their own), with the writer's short
+        HTTP settings unless the script set them; else this process's own."""
         if not self.apply_target:
             yield
             return
@@ -135,28 +140,31 @@ class Deliverer:
         # what the process had before: put back after the job (``sync()`` runs in the caller's)
         saved_cwd, saved_uri = os.getcwd(), utils._tracking_uri
         saved_experiment = fluent._active_experiment_id
-        saved_env = {k: os.environ.get(k) for k in target.env}
-        # the writer may serve several scripts: none of another script's tracking variables; the
-        # credentials are never in a job: the writer's own (the script's) or sync's user's stay
+        saved_env = dict(os.environ)
+        if env is not None:
+            os.environ.clear()
+            os.environ.update({**HTTP_DEFAULTS, "MLFLOW_DISABLE_TELEMETRY": "true", **env})
+        # none of another script's tracking variables; the credentials are never in a job: the
+        # script's own (or sync's user's) stay
         for key in [k for k in os.environ if (k.startswith("MLFLOW_EXPERIMENT_") or k in ENV)
                     and k not in SECRETS]:
-            saved_env.setdefault(key, os.environ.pop(key))
+            del os.environ[key]
         os.environ.update(target.env)
         with contextlib.suppress(OSError):
             os.chdir(target.cwd)
-        if target.tracking_uri:
-            mlflow.set_tracking_uri(target.tracking_uri)
-        else:  # MLflow's own default (the environment, else its default store in the job's cwd)
-            utils._tracking_uri = None
+        # the URI as MLflow would resolve it in the script (else the environment, else MLflow's
+        # default), a relative store made absolute against the script's folder: MLflow keeps
+        # one store per URI text, and a relative one would reach another script's file
+        utils._tracking_uri = None
+        mlflow.set_tracking_uri(_journal.absolute_uri(target.tracking_uri or mlflow.get_tracking_uri(),
+                                                      target.cwd))
         fluent._active_experiment_id = target.experiment_id  # type: ignore[assignment]
         try:
             yield
         finally:
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            if os.environ != saved_env:
+                os.environ.clear()
+                os.environ.update(saved_env)
             utils._tracking_uri, fluent._active_experiment_id = saved_uri, saved_experiment
             with contextlib.suppress(OSError):
                 os.chdir(saved_cwd)
@@ -176,7 +184,8 @@ class Deliverer:
         finally:
             sys.argv = saved
         if manifest.provenance:  # a job of this version (an older one has none: MLflow's then)
-            found = {k: v for k, v in found.items() if k not in PROVENANCE_TAGS}
+            # the user is MLflow's here when the script's is its tracking username (a credential)
+            found = {k: v for k, v in found.items() if k not in PROVENANCE_TAGS or k == "mlflow.user"}
         return {**found, **manifest.provenance}
 
     # -- runs ---------------------------------------------------------------------------------------

@@ -5,12 +5,13 @@ default; 0: it leaves with its last script), listening on a unix socket. The nex
 the same setting connects to it and finds MLflow imported, the store open and the plotting
 libraries loaded: only the first script of a session pays for starting them.
 
-"The same setting" is the key of a writer: this interpreter and its ``sys.path``, the working
-directory, the environment (minus a few shell variables that change on their own, and the
-tracking variables every job carries with it, such as ``MLFLOW_TRACKING_URI``) and the code of
-tidymlflow and MLflow (their files' times and sizes). A script that differs in any of these gets
-a writer of its own, so a writer never writes with another script's credentials, paths or code.
-No MLflow here: this runs in the user's process."""
+"The same setting" is the key of a writer: the user, this interpreter, the code of tidymlflow
+and of the libraries the writer imports (their files' times and sizes: an upgrade or an edit
+means a new writer, and the old one leaves when idle), the journal and tidymlflow's own
+``TIDYMLFLOW_*`` settings. Not the working folder, the environment or ``sys.path``: a script
+sends them when it connects, and the writer writes each job in its own script's folder and
+environment (credentials included, held in memory only). So a loop of scripts over folders and
+environment values shares one writer. No MLflow here: this runs in the user's process."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs import records
-from tidymlflow._jobs.names import ENV
 from tidymlflow._jobs.records import Welcome
 from tidymlflow._runtime import env as _env
 
@@ -41,10 +42,11 @@ IDLE = 600.0
 LIVENESS = 5.0
 #: The one lock file of the writers folder: finding or starting a writer, and a writer leaving.
 LOCK = "writers.lock"
-#: Environment variables that differ between two runs of one script in one shell, left out of
-#: the key (nothing MLflow or tidymlflow reads).
-_VOLATILE = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "PYTEST_CURRENT_TEST", "COLUMNS", "LINES",
-                       "TERM_SESSION_ID", "WINDOWID", "PS1", "PS2", "HISTCMD", "RANDOM"})
+#: Top-level modules whose code is part of the key: what the writer imports.
+LIBRARIES = ("mlflow", "pandas", "numpy", "pyarrow", "plotly", "matplotlib", "sqlalchemy", "cloudpickle",
+             "py_parsnip", "py_workflows", "py_recipes", "py_hardhat")
+#: ``TIDYMLFLOW_*`` variables that do not set anything of the writer, left out of the key.
+_NOT_WRITERS = frozenset({"TIDYMLFLOW_STRICT", "TIDYMLFLOW_EXIT_TIMEOUT", "TIDYMLFLOW_WRITER"})
 
 
 def idle() -> float:
@@ -65,24 +67,26 @@ def folder() -> str:
 
 def key() -> str:
     """The writer key of this process (see the module's docstring)."""
-    env = sorted((k, v) for k, v in os.environ.items() if k not in _VOLATILE and k not in ENV)
-    parts = [sys.executable, sys.path, os.getcwd(), env, _code_stamp(), idle()]
+    settings = sorted((k, v) for k, v in os.environ.items()
+                      if k.startswith("TIDYMLFLOW_") and k not in _NOT_WRITERS)
+    parts = [os.getuid(), sys.executable, _code_stamp(), _journal.root(), settings, idle()]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
 
 def _code_stamp() -> list[Any]:
-    """Times and sizes of tidymlflow's modules and of MLflow's package: an upgrade or an edit
-    means a new writer."""
+    """Times and sizes of tidymlflow's modules and of the libraries the writer imports (their
+    package files, found without importing them): an upgrade or an edit means a new writer."""
     stamps: list[Any] = []
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tidymlflow/, all of it
     for dirpath, _, names in sorted(os.walk(package)):
         for name in sorted(n for n in names if n.endswith(".py")):
             info = os.stat(os.path.join(dirpath, name))
             stamps.append([name, info.st_mtime_ns, info.st_size])
-    spec = importlib.util.find_spec("mlflow")
-    if spec is not None and spec.origin:
-        info = os.stat(spec.origin)
-        stamps.append([spec.origin, info.st_mtime_ns])
+    for library in LIBRARIES:
+        spec = importlib.util.find_spec(library)
+        if spec is not None and spec.origin:
+            info = os.stat(spec.origin)
+            stamps.append([spec.origin, info.st_mtime_ns, info.st_size])
     return stamps
 
 

@@ -38,6 +38,7 @@ class Job:
     call: str
     manifest: Manifest | None
     error: str = ""
+    env: dict[str, str] | None = None  # its script's environment (None: the writer's own)
 
     @property
     def journal(self) -> str:
@@ -86,25 +87,25 @@ class Scheduler:
         """A script has connected: take its ``sys.path`` (the key made it this writer's own)
         and get its store ready while the script is still starting."""
         sys.path[:0] = [p for p in message.path if p not in sys.path]
-        self.warm(message.warm, message.absent)
+        self.warm(message.warm, message.absent, message.env or None)
         self.scan()
 
-    def warm(self, target: JobTarget | None, absent: bool = False) -> None:
+    def warm(self, target: JobTarget | None, absent: bool = False, env: dict[str, str] | None = None) -> None:
         """Import MLflow, open the store, then import the plotting libraries, while the user's
         script is still starting (its first calls then cost the writer little). ``absent``: the
         store was a sqlite file that did not exist when the script called ``autolog()``."""
         if target is not None:
-            self._open_store(target, absent)
+            self._open_store(target, absent, env)
         if self.plotter is None:  # no plotting process: the writer draws
             warm_plots()
         freeze_heap()
 
-    def _open_store(self, target: JobTarget, absent: bool) -> None:
+    def _open_store(self, target: JobTarget, absent: bool, env: dict[str, str] | None) -> None:
         """Open the script's store. A sqlite file the script created after ``autolog()`` is
         left alone: the script may still be creating its tables, and two processes migrating
         one file collide."""
         try:
-            with self.deliverer.target(target):
+            with self.deliverer.target(target, env):
                 self.stores.check()
                 fresh = upkeep.fresh_sqlite(target.cwd)
                 if fresh is not None:
@@ -141,7 +142,8 @@ class Scheduler:
             try:
                 if job.manifest is None:
                     raise ValueError(job.error)
-                result = self.deliverer.deliver(job.path, job.manifest, lambda: superseded(self._queued()))
+                result = self.deliverer.deliver(job.path, job.manifest, lambda: superseded(self._queued()),
+                                                job.env)
             except Undelivered as exc:
                 if exc.unreachable:
                     self.paused[job.journal] = (time.monotonic() + RETRY_AFTER, str(exc))

@@ -188,6 +188,7 @@ class Hall:
         try:
             message = records.decode(line, (Hello, Submit, Wait))
             if isinstance(message, Hello):
+                client.env = message.env  # this script's jobs are written with it
                 return message
         except records.RecordError as exc:
             _log(f"refused a message: {exc}")
@@ -198,7 +199,7 @@ class Hall:
         if isinstance(message, Wait):
             return None
         try:
-            job = _arrived(message)
+            job = _arrived(message, client.env)
         except records.RecordError as exc:
             _log(f"refused job {message.seq}: {exc}")
             client.answer(Done(message.seq, message.path, message.call, errors=(str(exc),)))
@@ -222,6 +223,7 @@ class Client:
         self.conn = conn
         self.gone = False
         self.waiting = False  # in flush() or at its exit, until its next job
+        self.env: dict[str, str] | None = None  # its environment, from its hello
 
     def answer(self, message: ToScript) -> None:
         """Send one answer; a script that has gone is written for, but no longer answered."""
@@ -238,15 +240,15 @@ class Client:
             self.conn.close()
 
 
-def _arrived(message: Submit) -> Job:
+def _arrived(message: Submit, env: dict[str, str] | None) -> Job:
     """A job handed over, its manifest read once: the folder must be a job of this user's
     journal (:class:`records.RecordError` otherwise); a manifest that cannot be read makes a job
     that is answered with its error and left for ``tidymlflow sync``."""
     where = _journal.own_job(message.path)
     try:
-        return Job(where, message.seq, message.call, _journal.manifest(where))
+        return Job(where, message.seq, message.call, _journal.manifest(where), env=env)
     except (OSError, records.RecordError) as exc:
-        return Job(where, message.seq, message.call, None, f"{type(exc).__name__}: {exc}")
+        return Job(where, message.seq, message.call, None, f"{type(exc).__name__}: {exc}", env)
 
 
 def _identity(path: str) -> tuple[int, int] | None:
