@@ -250,3 +250,36 @@ def test_a_stopped_writer_is_replaced_and_left_its_socket_alone(tmp_path, env):
     assert _writer_pid(_run(tmp_path, env, uri).stdout) == fresh
     folder = Path(tempfile.gettempdir(), f"tidymlflow-{os.getuid()}")
     assert [p.name for p in folder.iterdir() if p.name.endswith(".lock")] == ["writers.lock"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def test_an_idle_writer_lets_its_plotting_processes_go_and_gets_them_back(tmp_path, env):
+    """Waiting for its next script the writer holds no plotting process (about half its memory);
+    the next script's hello brings them back, and its plots are drawn as before."""
+    from tidymlflow._writer.server import QUIET
+
+    uri = f"sqlite:///{tmp_path / 'a.db'}"
+    pid = _writer_pid(_run(tmp_path, env, uri).stdout)
+    assert _children(pid)  # drawing processes while scripts come
+    deadline = time.monotonic() + QUIET + 30
+    while _children(pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _children(pid) == []
+    assert _writer_pid(_run(tmp_path, env, uri).stdout) == pid
+    assert _children(pid)  # back with the script
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    for run in _runs(uri):
+        assert run.info.status == "FINISHED"
+        files = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert "plots/residual_diagnostics.png" in files

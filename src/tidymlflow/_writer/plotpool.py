@@ -29,41 +29,62 @@ class PlotPool:
     is dropped before it is drawn. The first process gets ready at once and always draws. The
     others (``PLOT_PROCESSES``) get ready when the writer is first idle (never while it starts
     beside a script) and draw only while no script is computing: while every connected script
-    waits for the writer (``flush()``, its exit) or none is connected."""
+    waits for the writer (``flush()``, its exit) or none is connected.
 
-    def __init__(self, pools: list[Any]) -> None:
-        self.pools = pools
-        self.ready: list[Any] = [None] * len(pools)  # a future: the process's warm-up
-        self.busy = [False] * len(pools)
-        self.broken = [False] * len(pools)
+    While the writer waits for its next script the processes leave (:meth:`retire`: the writer
+    then holds about half the memory) and come back when a script says hello (:meth:`revive`);
+    meanwhile the writer draws."""
+
+    def __init__(self, pools: list[Any], listener: int) -> None:
+        self.listener = listener
+        self.generation = 0  # a new one with every set of processes
+        self._use(pools)
         self.spare = False  # may the other processes draw now?
         self.pending: deque[tuple[str, Any, str, str, PlotRecord]] = deque()  # handle, ours, job...
         self.futures: dict[tuple[str, str, str], Any] = {}
         self.lock = threading.RLock()
 
+    def _use(self, pools: list[Any]) -> None:
+        self.pools = pools
+        self.ready: list[Any] = [None] * len(pools)  # a future: the process's warm-up
+        self.busy = [False] * len(pools)
+        self.broken = [False] * len(pools)
+        self.generation += 1
+        if pools:
+            self.ready[0] = pools[0].submit(warm_plots)
+
     @classmethod
     def start(cls, listener: int) -> PlotPool | None:
         """Fork the plotting processes (Linux; elsewhere the writer draws). They let go of the
-        writer's listening socket at once: scripts must find it refused when the writer dies.
-        Each is forked when the one before has started and gone quiet: the only threads then are
-        that pool's own, waiting on its own pipes, with no lock a new process would need."""
-        import concurrent.futures
-        import multiprocessing
-
+        writer's listening socket at once: scripts must find it refused when the writer dies."""
         if not sys.platform.startswith("linux") or os.environ.get("TIDYMLFLOW_PLOT_PROCESS") == "0":
             return None
-        try:
-            context = multiprocessing.get_context("fork")
-            pools = [concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=context, initializer=_plot_process, initargs=(listener,))
-                for _ in range(PLOT_PROCESSES)]
-            for pool in pools:
-                pool.submit(int).result(timeout=60)  # the process exists now
-        except Exception:
-            return None
-        plotter = cls(pools)
-        plotter.ready[0] = pools[0].submit(warm_plots)
-        return plotter
+        pools = _fork(listener)
+        return None if pools is None else cls(pools, listener)
+
+    def retire(self) -> None:
+        """The writer waits for its next script: the processes leave (the writer draws meanwhile)."""
+        with self.lock:
+            pools, futures = self.pools, list(self.futures.values())
+            self._use([])
+            for _, ours, *_ in self.pending:
+                ours.cancel()
+            self.pending.clear()
+        for future in futures:
+            future.cancel()
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def revive(self) -> None:
+        """A script has come: the processes come back if they had left. Forked from the writer's
+        main thread while it handles nothing else (its other threads wait on their sockets)."""
+        with self.lock:
+            if self.pools:
+                return
+        pools = _fork(self.listener)
+        if pools is not None:
+            with self.lock:
+                self._use(pools)
 
     def warm_all(self) -> None:
         """The writer is idle: get the other plotting processes ready."""
@@ -123,18 +144,24 @@ class PlotPool:
                     ours.set_exception(exc)
                     continue
                 self.busy[i] = True
-                inner.add_done_callback(lambda done, i=i, ours=ours: self._done(i, ours, done))
+                inner.add_done_callback(
+                    lambda done, i=i, ours=ours, g=self.generation: self._done(i, g, ours, done))
 
-    def _done(self, i: int, ours: Any, inner: Any) -> None:
-        from concurrent.futures import BrokenExecutor
+    def _done(self, i: int, generation: int, ours: Any, inner: Any) -> None:
+        from concurrent.futures import BrokenExecutor, InvalidStateError
 
         try:
             ours.set_result(inner.result())
+        except InvalidStateError:  # cancelled meanwhile (the processes left)
+            pass
         except BaseException as exc:
-            ours.set_exception(exc)
-            self.broken[i] = self.broken[i] or isinstance(exc, BrokenExecutor)
+            with contextlib.suppress(InvalidStateError):
+                ours.set_exception(exc)
+            if generation == self.generation:
+                self.broken[i] = self.broken[i] or isinstance(exc, BrokenExecutor)
         with self.lock:
-            self.busy[i] = False
+            if generation == self.generation:
+                self.busy[i] = False
         self._pump()
 
     def draw(self, job: str, files: str, plot: PlotRecord) -> str | None:
@@ -164,6 +191,25 @@ class PlotPool:
             self.pending.clear()
         for pool in self.pools:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _fork(listener: int) -> list[Any] | None:
+    """``PLOT_PROCESSES`` plotting processes, forked one after the other (each when the one before
+    has started and gone quiet: the only threads then are that pool's own, waiting on its own
+    pipes, with no lock a new process would need); None when they cannot be started."""
+    import concurrent.futures
+    import multiprocessing
+
+    try:
+        context = multiprocessing.get_context("fork")
+        pools = [concurrent.futures.ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=_plot_process, initargs=(listener,))
+            for _ in range(PLOT_PROCESSES)]
+        for pool in pools:
+            pool.submit(int).result(timeout=60)  # the process exists now
+    except Exception:
+        return None
+    return pools
 
 
 def _plot_process(listener: int) -> None:

@@ -92,7 +92,7 @@ class Hall:
                         self._warm_plotter()              # writer stays for the next one
                 quiet = QUIET if not scheduler.orphans else 0.0  # jobs of ended scripts wait
                 if not self.ready.wait_for(lambda: bool(self.inbox) or self.closed, quiet) and quiet:
-                    self._warm_plotter()  # quiet for a while
+                    self._rest_plotter()  # quiet for a while
                 if not self.inbox:
                     if self.closed:
                         return
@@ -110,12 +110,26 @@ class Hall:
                 with self.ready:
                     self.served = True
             elif isinstance(message, Hello):
+                if self.plotter is not None:
+                    self.plotter.revive()
                 scheduler.hello(message)
             else:
                 scheduler.handle(message, client.answer)
 
     def _warm_plotter(self) -> None:
         if self.plotter is not None:
+            self.plotter.warm_all()
+
+    def _rest_plotter(self) -> None:
+        """Quiet for a while: with no script connected the plotting processes leave (they come
+        back with the next script's hello); else they all get ready."""
+        if self.plotter is None:
+            return
+        with self.ready:
+            alone = not self.members and not self.inbox
+        if alone:
+            self.plotter.retire()
+        else:
             self.plotter.warm_all()
 
     def _accept(self) -> None:

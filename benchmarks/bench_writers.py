@@ -1,0 +1,114 @@
+"""Benchmark: how many writers a loop of scripts leaves, and what they hold while idle (issue 21).
+
+    python benchmarks/bench_writers.py [--scripts 10]
+
+A shell loop as users write it: ``--scripts`` fit + evaluate scripts run one after the other,
+over two folders (each with its own relative sqlite store) and a different environment value
+each (``SEED=<i>``, as a parameter sweep sets it), every script a fresh process with the writer
+that stays between scripts (``TIDYMLFLOW_WRITER_IDLE=120``). Then, with every script gone and
+the writer idle for 35 s: the writer processes of this loop (found by the loop's own journal
+folder in their environment) and their proportional set size (PSS, from
+``/proc/<pid>/smaps_rollup``: shared pages split between the processes that share them),
+summed over the writer and its plotting processes.
+
+Budgets: exactly 1 writer; its idle PSS <= 250 MB (writer and plotting processes together).
+Uses the real py-tidymodels when importable, else the test stand-in. Linux only (``/proc``).
+Exits 1 when a budget is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STANDIN = None if importlib.util.find_spec("py_workflows") else str(ROOT / "tests" / "standin")
+WRITERS_BUDGET = 1
+PSS_BUDGET_MB = 250.0
+QUIET = 30.0  # seconds after which an idle writer's plotting processes leave (_writer.server.QUIET)
+
+SCRIPT = """
+import numpy as np, pandas as pd
+import tidymlflow
+tidymlflow.autolog()
+from py_parsnip import linear_reg
+from py_workflows import workflow
+rng = np.random.default_rng(int(__import__("os").environ["SEED"]))
+df = pd.DataFrame({"x1": rng.normal(size=300), "x2": rng.normal(size=300)})
+df["y"] = 2 * df.x1 - df.x2 + rng.normal(size=300)
+workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit(df.iloc[:240]).evaluate(df.iloc[240:])
+"""
+
+
+def _processes(journal: Path) -> list[int]:
+    """Processes whose environment names this loop's journal (the writer and its plotters)."""
+    marker = f"TIDYMLFLOW_JOURNAL_DIR={journal}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+    return found
+
+
+def _writers(pids: list[int]) -> list[int]:
+    """The writers among ``pids``: those whose parent is not one of them."""
+    parents = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            parents[pid] = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return [pid for pid, parent in parents.items() if parent not in parents]
+
+
+def _pss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scripts", type=int, default=10)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-writers-"))
+    journal = tmp / "journal"
+    env = {**os.environ, "TIDYMLFLOW_WRITER_IDLE": "120", "TIDYMLFLOW_JOURNAL_DIR": str(journal),
+           "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": "sqlite:///local.db"}
+    env.pop("TIDYMLFLOW_WRITER", None)
+    if STANDIN:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (STANDIN, env.get("PYTHONPATH")) if p)
+    for i in range(args.scripts):
+        folder = tmp / f"project{i % 2}"
+        folder.mkdir(exist_ok=True)
+        (folder / "train.py").write_text(SCRIPT)
+        done = subprocess.run([sys.executable, "train.py"], cwd=folder, env={**env, "SEED": str(i)},
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            print(done.stderr[-2000:])
+            return 1
+    time.sleep(QUIET + 5)  # idle: the plotting processes have left
+    pids = _processes(journal)
+    writers = _writers(pids)
+    pss = sum(_pss_mb(pid) for pid in pids)
+    ok = len(writers) == WRITERS_BUDGET and pss <= PSS_BUDGET_MB
+    print(f"{args.scripts} scripts over 2 folders and {args.scripts} SEED values: {len(writers)} writer(s) "
+          f"(budget {WRITERS_BUDGET}), {len(pids)} process(es), idle PSS {pss:.0f} MB "
+          f"(budget {PSS_BUDGET_MB:.0f} MB): {'ok' if ok else 'MISSED'}")
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
