@@ -88,6 +88,7 @@ def test_value_text_writes_reals_with_four_significant_digits_and_the_rest_as_pa
     assert common.value_text(1234567.0) == "1.235e+06"
     assert common.value_text(Fraction(1, 3)) == "0.3333"
     assert common.value_text(123456) == "123456"
+    assert common.value_text(np.int64(123456)) == "123456"  # was "1.235e+05"
     assert common.value_text(True) == "True"
     assert common.value_text(None) == "None"
     assert common.value_text("zscore") == "zscore"

@@ -52,8 +52,10 @@ def short(text: str, limit: int = MAX_NAME) -> str:
 
 
 def value_text(value: Any) -> str:
-    """A parameter value as a run name shows it: floats with 4 significant digits."""
-    if isinstance(value, float) or (isinstance(value, numbers.Real) and not isinstance(value, (int, bool))):
+    """A parameter value as a run name shows it: floats with 4 significant digits, integers
+    (numpy's too) whole."""
+    whole = isinstance(value, (numbers.Integral, bool))
+    if isinstance(value, float) or (isinstance(value, numbers.Real) and not whole):
         return f"{float(value):.4g}"
     return param_text(value)
 

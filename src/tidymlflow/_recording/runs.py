@@ -30,13 +30,23 @@ def tidymlflow_version() -> str:
     return __version__
 
 
+_versions: dict[str, str] = {}
+
+
 def py_tidymodels_version() -> str:
-    """The installed py-tidymodels version, without importing any of its modules."""
-    try:
-        return metadata.version("py-tidymodels")
-    except metadata.PackageNotFoundError:
-        module = sys.modules.get("py_parsnip") or sys.modules.get("py_workflows")
-        return str(getattr(module, "__version__", "unknown"))
+    """The installed py-tidymodels version, without importing any of its modules. Looked up once
+    per process (a lookup scans ``sys.path``: milliseconds, on every run's tags)."""
+    found = _versions.get("py-tidymodels")
+    if found is None:
+        try:
+            found = metadata.version("py-tidymodels")
+        except metadata.PackageNotFoundError:
+            module = sys.modules.get("py_parsnip") or sys.modules.get("py_workflows")
+            if module is None:
+                return "unknown"  # not imported yet: asked again later
+            found = str(getattr(module, "__version__", "unknown"))
+        _versions["py-tidymodels"] = found
+    return found
 
 
 def base_tags(layer: str, call: str, extra: Mapping[str, str]) -> dict[str, str]:
