@@ -392,6 +392,40 @@ def test_a_create_run_sent_twice_leaves_one_run(tmp_path, monkeypatch, split):
     assert all(r.info.status != "RUNNING" or r.info.lifecycle_stage == "deleted" for r in every)
 
 
+def test_a_slow_server_delays_no_other_store(tmp_path, monkeypatch, split):
+    """A server that answers every request late holds up only its own jobs (written in a lane of
+    their own): a fit logged meanwhile to a local sqlite store is written in seconds, not after
+    the slow server's jobs; those are complete in the end."""
+    import mlflow
+    from helpers import linear_wf
+    from mlflow import MlflowClient
+    from servers import late_answers
+
+    import tidymlflow
+
+    monkeypatch.setenv("TIDYMLFLOW_WRITER", "process")
+    train, test = split
+    backend = f"sqlite:///{tmp_path / 'server.db'}"
+    with mlflow_server(backend, tmp_path / "artifacts", tmp_path / "server.log") as url, \
+            late_answers(url, "", delay=0.6, times=10**6) as slow:
+        mlflow.set_tracking_uri(slow)
+        far = mlflow.set_experiment("far").experiment_id
+        tidymlflow.autolog()
+        linear_wf().fit(train).evaluate(test)  # two jobs of some 20 late requests each
+        local = f"sqlite:///{tmp_path / 'local.db'}"
+        mlflow.set_tracking_uri(local)
+        mlflow.set_experiment("near")
+        start = time.monotonic()
+        near = tidymlflow.run_id(linear_wf().fit(train), timeout=300)
+        took = time.monotonic() - start
+        tidymlflow.flush(timeout=600)
+        behind = time.monotonic() - start
+        far_runs = MlflowClient(url).search_runs([far])
+    assert near is not None and MlflowClient(local).get_run(near).info.status == "FINISHED"
+    assert took < 6 < behind, (took, behind)  # it used to wait for the slow server's jobs
+    assert [r.info.status for r in far_runs] == ["FINISHED"] and "test_rmse" in far_runs[0].data.metrics
+
+
 # -- the journal is private and holds no credential -------------------------------------------------------
 def test_kept_jobs_are_private_hold_no_credential_and_only_the_owner_replays_them(tmp_path, env):
     """With the usual umask (0022) and credentials in the environment, a job kept for a closed

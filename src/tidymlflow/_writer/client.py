@@ -172,11 +172,12 @@ class Process:
         self._order: list[str] = []  # run ids in the order they were written
         self.flushed = 0  # runs returned by tidymlflow.flush() so far
         self._closing = False
-        self._handles: dict[int, list[str]] = {}  # job number -> its handles
+        # the jobs handed over and not answered yet (answers may come in any order: a server's
+        # jobs are written in a lane of their own): job number -> its handles
+        self._handles: dict[int, list[str]] = {}
         self._cond = threading.Condition()
         self._sending = threading.Lock()
         self._submitted = 0
-        self._answered = 0
         self._journals: set[str] = set()
         self._writer_pid: int | None = None
         self.sock, self.proc, self._writer_pid = _daemon.connect(_spawn)
@@ -226,7 +227,6 @@ class Process:
         if message.seq is None:  # a job kept earlier is written now
             self.reports.keep(os.path.dirname(message.path), "", -1)
         else:
-            self._answered = max(self._answered, message.seq)
             self._handles.pop(message.seq, None)
 
     def _died(self) -> None:
@@ -246,7 +246,7 @@ class Process:
             self._journals.add(os.path.dirname(job))
         if not self._send(Submit(seq, job, call)):
             with self._cond:
-                self._answered = max(self._answered, seq)
+                self._handles.pop(seq, None)
         return []
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -257,14 +257,18 @@ class Process:
             self._send(Wait())  # this script computes nothing now: the writer may use more
         with self._cond:
             target = self._submitted
+
+            def answered() -> bool:
+                return not any(s <= target for s in self._handles)
+
             while True:
-                if self._answered >= target or self.reports.dead is not None:
+                if answered() or self.reports.dead is not None:
                     return True
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
                 self._cond.wait(1.0 if left is None else min(1.0, left))
-                if self.proc is not None and self.proc.poll() is not None and self._answered < target:
+                if self.proc is not None and self.proc.poll() is not None and not answered():
                     self.reports.dead = f"exit code {self.proc.returncode}"
 
     def writer_pid(self, timeout: float | None = 30.0) -> int | None:
@@ -278,9 +282,9 @@ class Process:
         if handle.startswith("run:"):
             return handle[4:]
         with self._cond:
-            pending = [s for s, hs in self._handles.items() if handle in hs]
+            pending = {s for s, hs in self._handles.items() if handle in hs}
             self._cond.wait_for(lambda: handle in self.resolved or self.reports.dead is not None
-                                or self._answered >= (max(pending) if pending else 0), timeout)
+                                or not pending & self._handles.keys(), timeout)
             return self.resolved.get(handle)
 
     def written(self) -> list[str]:
@@ -289,11 +293,11 @@ class Process:
 
     def outstanding(self) -> int:
         with self._cond:
-            return 0 if self.reports.dead else self._submitted - self._answered
+            return 0 if self.reports.dead else len(self._handles)
 
     def pending(self) -> bool:
         """Jobs were handed over and not yet answered (a cheap check: no wait, no network)."""
-        return self._submitted > self._answered and not self.reports.dead
+        return bool(self._handles) and not self.reports.dead
 
     def report(self) -> None:
         self.reports.emit()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs.records import Done, Hello, JobTarget, Manifest, ToScript
-from tidymlflow._writer import upkeep
+from tidymlflow._writer import lanes, upkeep
 from tidymlflow._writer.delivery import Deliverer
 from tidymlflow._writer.failures import Undelivered, unreachable
 from tidymlflow._writer.plotpool import PlotPool, freeze_heap, warm_plots
@@ -52,6 +52,16 @@ class _Kept:
     answer: Answer
 
 
+@dataclass
+class _Waiting:
+    """A job waiting for its server's lane (``late``: a kept job tried again; its script is not
+    answered unless it is written)."""
+
+    job: Job
+    answer: Answer
+    late: bool
+
+
 def superseded(queued: Sequence[Job]) -> frozenset[tuple[str, str]]:
     """(run handle, plot) pairs that a job already waiting draws again into a run logged before,
     such as the forecast an ``evaluate()`` redraws with its test rows: drawing them now would be
@@ -72,7 +82,8 @@ class Scheduler:
     at most every ``RETRY_AFTER`` seconds, oldest first; while a tracking server is out of reach,
     its new jobs are kept without an attempt (the user's script is never slowed by it)."""
 
-    def __init__(self, queued: Callable[[], Sequence[Job]] = list, plotter: PlotPool | None = None) -> None:
+    def __init__(self, queued: Callable[[], Sequence[Job]] = list, plotter: PlotPool | None = None,
+                 listener: int = -1) -> None:
         upkeep.persist_sqlite_journal()  # this process is tidymlflow's own
         self._queued = queued
         self.plotter = plotter
@@ -82,6 +93,11 @@ class Scheduler:
         self.stores = upkeep.StoreWatch()
         self.orphans: deque[str] = deque()  # jobs of ended scripts that no writer is writing
         self._next_scan = 0.0
+        # a server's jobs are written in a lane of its own, one at a time, the others waiting here
+        self.lanes = lanes.Lanes(self._settled, listener)
+        self.waiting: dict[str, deque[_Waiting]] = {}
+        self.outcomes: deque[tuple[_Waiting, lanes.Outcome | BaseException]] = deque()
+        self.wake: Callable[[], None] = lambda: None  # the writer's thread has outcomes to settle
 
     def hello(self, message: Hello) -> None:
         """A script has connected: take its ``sys.path`` (the key made it this writer's own)
@@ -130,7 +146,60 @@ class Scheduler:
             self.kept.setdefault(job.journal, []).append(_Kept(job, until, answer))
             answer(Done(job.seq, job.path, job.call, kept=why))
             return
+        if job.manifest is not None and lanes.remote(job.manifest.target):
+            self._queue(_Waiting(job, answer, False))
+            return
         self._deliver(job, answer)
+
+    # -- lanes: a server's jobs in a process of their own --------------------------------------------
+    def _queue(self, waiting: _Waiting) -> None:
+        self.waiting.setdefault(waiting.job.journal, deque()).append(waiting)
+        self._next(waiting.job.journal)
+
+    def _next(self, journal: str) -> None:
+        """Hand the next waiting job of a server to its lane when none is being written there;
+        while the server is out of reach its waiting jobs are kept without an attempt."""
+        queue = self.waiting.get(journal)
+        while queue and not self.lanes.busy(journal):
+            waiting = queue.popleft()
+            until, why = self.paused.get(journal, (0.0, ""))
+            if time.monotonic() < until:
+                self._keep(waiting, until, why)
+                continue
+            job = waiting.job
+            if job.manifest is not None:  # always: only readable jobs wait for a lane
+                self.lanes.submit(journal, waiting, job.path, job.manifest, job.env)
+
+    def _settled(self, waiting: _Waiting, outcome: lanes.Outcome | BaseException) -> None:
+        """A lane is done with a job (called in a pool's thread: only handed over)."""
+        self.outcomes.append((waiting, outcome))
+        self.wake()
+
+    def settle(self) -> None:
+        """Answer the jobs the lanes are done with, and hand them their next."""
+        while self.outcomes:
+            waiting, outcome = self.outcomes.popleft()
+            self._apply(waiting, outcome)
+            self._next(waiting.job.journal)
+
+    def _apply(self, waiting: _Waiting, outcome: lanes.Outcome | BaseException) -> None:
+        job, seq = waiting.job, None if waiting.late else waiting.job.seq
+        if isinstance(outcome, BaseException) or outcome.kind == "kept":
+            why = (outcome.message if isinstance(outcome, lanes.Outcome)
+                   else f"{type(outcome).__name__}: {outcome}")
+            if isinstance(outcome, lanes.Outcome) and outcome.unreachable:
+                self.paused[job.journal] = (time.monotonic() + RETRY_AFTER, why)
+            self._keep(waiting, time.monotonic() + RETRY_AFTER, why)
+            return
+        if self.plotter is not None:
+            self.plotter.forget(job.path)
+        waiting.answer(Done(seq, job.path, job.call, runs=outcome.runs, created=outcome.created,
+                            errors=outcome.errors))
+
+    def _keep(self, waiting: _Waiting, due: float, why: str) -> None:
+        self.kept.setdefault(waiting.job.journal, []).append(_Kept(waiting.job, due, waiting.answer))
+        if not waiting.late:
+            waiting.answer(Done(waiting.job.seq, waiting.job.path, waiting.job.call, kept=why))
 
     def _deliver(self, job: Job, answer: Answer, late: bool = False) -> bool:
         """Deliver one job and answer; False when it is kept."""
@@ -190,7 +259,9 @@ class Scheduler:
                 job = Job(path, None, "", _journal.manifest(path))
             except Exception:  # unreadable: left for `tidymlflow sync`, which says why
                 continue
-            if not self._deliver(job, _nobody, late=True):
+            if job.manifest is not None and lanes.remote(job.manifest.target):
+                self._queue(_Waiting(job, _nobody, True))
+            elif not self._deliver(job, _nobody, late=True):
                 self.kept.setdefault(job.journal, []).append(_Kept(job, time.monotonic() + RETRY_AFTER,
                                                                    _nobody))
             return
@@ -203,6 +274,10 @@ class Scheduler:
                 continue
             for entry in list(entries):
                 if entry.due > now:
+                    continue
+                if entry.job.manifest is not None and lanes.remote(entry.job.manifest.target):
+                    entries.remove(entry)  # kept again if its lane cannot write it
+                    self._queue(_Waiting(entry.job, entry.answer, True))
                     continue
                 if self._deliver(entry.job, entry.answer, late=True):
                     entries.remove(entry)

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Union
 
 from tidymlflow._jobs import journal as _journal
@@ -52,9 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     listener = socket.socket(fileno=args.listen)
     plotter = PlotPool.start(args.listen)  # forked now, before the writer's own threads
     hall = Hall(listener, args.socket, args.lock, args.idle, plotter)
-    scheduler = Scheduler(hall.queued, plotter)
+    scheduler = Scheduler(hall.queued, plotter, args.listen)
     hall.serve(scheduler)
     scheduler.retry_kept()
+    scheduler.lanes.close()  # what the lanes are writing is finished
+    scheduler.settle()
     if plotter is not None:
         plotter.close()
 
@@ -69,6 +72,7 @@ class Hall:
                  plotter: PlotPool | None) -> None:
         self.listener, self.path, self.lock, self.idle = listener, path, lock, idle
         self.identity = _identity(path)  # the socket file this writer was started on
+        self.busy: Callable[[], bool] = lambda: False  # jobs are being written in a lane
         self.plotter = plotter
         self.inbox: deque[tuple[Client, Item]] = deque()
         self.ready = threading.Condition()
@@ -83,15 +87,19 @@ class Hall:
             return [m for _, m in self.inbox if isinstance(m, Job)]
 
     def serve(self, scheduler: Scheduler) -> None:
+        scheduler.wake = self._wake
+        self.busy = scheduler.lanes.busy
         threading.Thread(target=self._accept, name="tidymlflow-accept", daemon=True).start()
         while True:
+            scheduler.settle()
             with self.ready:
                 if not self.inbox and not self.members:
                     self.idle_since = self.idle_since or time.monotonic()
                     if self.served and self.idle > 0:  # a script has come and gone, and the
                         self._warm_plotter()              # writer stays for the next one
                 quiet = QUIET if not scheduler.orphans else 0.0  # jobs of ended scripts wait
-                if not self.ready.wait_for(lambda: bool(self.inbox) or self.closed, quiet) and quiet:
+                if not self.ready.wait_for(lambda: bool(self.inbox or scheduler.outcomes) or self.closed,
+                                           quiet) and quiet:
                     self._rest_plotter()  # quiet for a while
                 if not self.inbox:
                     if self.closed:
@@ -101,8 +109,10 @@ class Hall:
                     item = self.inbox.popleft()
                     self.idle_since = None
             if item is None:
+                scheduler.settle()
                 scheduler.retry_kept()
                 scheduler.adopt_one()
+                scheduler.lanes.rest()
                 continue
             client, message = item
             if message is None:
@@ -115,6 +125,10 @@ class Hall:
                 scheduler.hello(message)
             else:
                 scheduler.handle(message, client.answer)
+
+    def _wake(self) -> None:
+        with self.ready:
+            self.ready.notify()
 
     def _warm_plotter(self) -> None:
         if self.plotter is not None:
@@ -162,7 +176,7 @@ class Hall:
         is admitted instead."""
         with self.ready:
             since = self.idle_since
-        if since is None or time.monotonic() - since < self.idle:
+        if since is None or time.monotonic() - since < self.idle or self.busy():
             return False
         with _daemon.locked(self.lock):
             self.listener.setblocking(False)
