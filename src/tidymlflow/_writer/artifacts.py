@@ -123,9 +123,11 @@ def draw_plot(job: str, files: str, plot: PlotRecord) -> str | None:
 
     name = plot.name
     folder = os.path.join(job, files, "plots")
-    aside = os.path.join(job, ".drawing", files)  # whole files only ever appear in the run's folder
+    # whole files only ever appear in the run's folder; each process draws aside in its own folder
+    drawing = os.path.join(job, ".drawing")
+    aside = os.path.join(drawing, str(os.getpid()), files)
     try:
-        for path in (folder, os.path.join(job, ".drawing"), aside):  # private, as the whole job is
+        for path in (folder, drawing, os.path.dirname(aside), aside):  # private, as the whole job is
             _journal.private_dir(path)
         args, kwargs = _job.decode(plot.args, job), _job.decode(plot.kwargs, job)
         with _quiet():

@@ -26,6 +26,7 @@ from typing import Union
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs import records
 from tidymlflow._jobs.records import Done, Hello, Refused, Submit, ToScript, Wait, Welcome
+from tidymlflow._writer import lanes
 from tidymlflow._writer import rendezvous as _daemon
 from tidymlflow._writer.plotpool import PlotPool
 from tidymlflow._writer.scheduler import Job, Scheduler
@@ -232,8 +233,8 @@ class Hall:
             _log(f"refused job {message.seq}: {exc}")
             client.answer(Done(message.seq, message.path, message.call, errors=(str(exc),)))
             return None
-        if self.plotter is not None and job.manifest is not None:
-            self.plotter.submit(job.path, job.manifest)  # its plots start drawing at once
+        if self.plotter is not None and job.manifest is not None and not lanes.remote(job.manifest.target):
+            self.plotter.submit(job.path, job.manifest)  # its plots start at once (a lane draws its own)
         return job
 
     def _spare(self) -> None:
