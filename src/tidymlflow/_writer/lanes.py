@@ -19,6 +19,7 @@ from typing import Any
 
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs.records import JobTarget, Manifest
+from tidymlflow._writer.plotpool import helper_process
 
 #: Seconds a lane with nothing to do stays.
 LANE_IDLE = 60.0
@@ -87,7 +88,7 @@ class Lanes:
         """Hand a job to its journal's lane (started if it is not running)."""
         pool = self.pools.get(journal)
         if pool is None:
-            pool = self.pools[journal] = _fork(self.listener)
+            pool = self.pools[journal] = helper_process(self.listener)
         self.in_flight[journal] = self.in_flight.get(journal, 0) + 1
         self.used[journal] = time.monotonic()
         future = pool.submit(deliver, path, manifest, env)
@@ -125,15 +126,3 @@ class Lanes:
             pool.shutdown(wait=True)
         self.pools.clear()
 
-
-def _fork(listener: int) -> Any:
-    """A one-process pool forked from the writer (its imports are the writer's); it lets go of
-    the writer's socket and leaves when the writer is gone, as a plotting process does."""
-    import concurrent.futures
-    import multiprocessing
-
-    from tidymlflow._writer.plotpool import _plot_process
-
-    return concurrent.futures.ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("fork"), initializer=_plot_process,
-        initargs=(listener,))

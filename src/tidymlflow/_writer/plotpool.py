@@ -197,19 +197,25 @@ def _fork(listener: int) -> list[Any] | None:
     """``PLOT_PROCESSES`` plotting processes, forked one after the other (each when the one before
     has started and gone quiet: the only threads then are that pool's own, waiting on its own
     pipes, with no lock a new process would need); None when they cannot be started."""
-    import concurrent.futures
-    import multiprocessing
-
     try:
-        context = multiprocessing.get_context("fork")
-        pools = [concurrent.futures.ProcessPoolExecutor(
-            max_workers=1, mp_context=context, initializer=_plot_process, initargs=(listener,))
-            for _ in range(PLOT_PROCESSES)]
+        pools = [helper_process(listener) for _ in range(PLOT_PROCESSES)]
         for pool in pools:
             pool.submit(int).result(timeout=60)  # the process exists now
     except Exception:
         return None
     return pools
+
+
+def helper_process(listener: int) -> Any:
+    """A one-process pool forked from the writer (its imports are the writer's): it lets go of
+    the writer's listening socket ``listener`` and leaves when the writer is gone. The plotting
+    processes and the delivery lanes are such processes."""
+    import concurrent.futures
+    import multiprocessing
+
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("fork"), initializer=_plot_process,
+        initargs=(listener,))
 
 
 def _plot_process(listener: int) -> None:

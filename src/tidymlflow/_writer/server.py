@@ -26,7 +26,7 @@ from typing import Union
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs import records
 from tidymlflow._jobs.records import Done, Hello, Refused, Submit, ToScript, Wait, Welcome
-from tidymlflow._writer import lanes
+from tidymlflow._writer import lanes, upkeep
 from tidymlflow._writer import rendezvous as _daemon
 from tidymlflow._writer.plotpool import PlotPool
 from tidymlflow._writer.scheduler import Job, Scheduler
@@ -72,7 +72,7 @@ class Hall:
     def __init__(self, listener: socket.socket, path: str, lock: str, idle: float,
                  plotter: PlotPool | None) -> None:
         self.listener, self.path, self.lock, self.idle = listener, path, lock, idle
-        self.identity = _identity(path)  # the socket file this writer was started on
+        self.identity = upkeep.file_identity(path)  # the socket file this writer was started on
         self.busy: Callable[[], bool] = lambda: False  # jobs are being written in a lane
         self.plotter = plotter
         self.inbox: deque[tuple[Client, Item]] = deque()
@@ -184,7 +184,7 @@ class Hall:
             try:
                 conn, _ = self.listener.accept()
             except BlockingIOError:
-                if _identity(self.path) == self.identity:  # not a writer that replaced this one
+                if upkeep.file_identity(self.path) == self.identity:  # not a writer that replaced this one
                     with contextlib.suppress(OSError):
                         os.unlink(self.path)
                 self.listener.close()
@@ -278,15 +278,6 @@ def _arrived(message: Submit, env: dict[str, str] | None) -> Job:
         return Job(where, message.seq, message.call, _journal.manifest(where), env=env)
     except (OSError, records.RecordError) as exc:
         return Job(where, message.seq, message.call, None, f"{type(exc).__name__}: {exc}", env)
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    """(device, inode) of the file at ``path``, or None."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
 
 
 def _log(message: str) -> None:

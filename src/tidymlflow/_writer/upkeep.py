@@ -98,6 +98,15 @@ def reset_mlflow_stores() -> None:
             registry._get_store_with_resolved_uri.cache_clear()
 
 
+def file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, or None: whether it is still the same file."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 class StoreWatch:
     """The identity of each sqlite file the writer has used: MLflow keeps a store (and its
     connections) per URI for the life of the process, so when the file was deleted or replaced
@@ -113,11 +122,7 @@ class StoreWatch:
         path = _journal.sqlite_file(get_tracking_uri())
         if path is None:
             return
-        try:
-            info = os.stat(path)
-            identity: tuple[int, int] | None = (info.st_dev, info.st_ino)
-        except OSError:
-            identity = None
+        identity = file_identity(path)
         if path in self.stores and self.stores[path] != identity:
             reset_mlflow_stores()
         self.stores[path] = identity
