@@ -24,10 +24,12 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import mlflow
@@ -684,6 +686,31 @@ def log_model(fit: Any, name: str = "model", registered_model_name: str | None =
     return Model.log(artifact_path=None, name=name, flavor=sys.modules[__name__],
                      registered_model_name=registered_model_name, run_id=run_id,
                      fit=fit, input_example=input_example, pip_requirements=pip_requirements)
+
+
+def log_saved_model(path: str | os.PathLike[str], name: str = "model",
+                    registered_model_name: str | None = None, run_id: str | None = None) -> ModelInfo:
+    """Log a model directory that :func:`save_model` wrote as :func:`log_model` logs a fit (the
+    same logged model, flavor and ``MLmodel``), without loading the fit: the writer logs what a
+    helper process packaged, and so never imports py-tidymodels itself."""
+    source = os.fspath(path)
+    saved = Model.load(os.path.join(source, MLMODEL_FILE_NAME))
+    if FLAVOR_NAME not in saved.flavors:
+        raise MlflowException(f"the model at {source!r} has no {FLAVOR_NAME!r} flavor",
+                              error_code=INVALID_PARAMETER_VALUE)
+
+    def copy(path: str, mlflow_model: Model, **_: Any) -> None:
+        shutil.copytree(source, path, ignore=shutil.ignore_patterns(MLMODEL_FILE_NAME))
+        mlflow_model.flavors = saved.flavors
+        mlflow_model.signature = saved.signature
+        if saved.saved_input_example_info is not None:
+            mlflow_model.saved_input_example_info = saved.saved_input_example_info
+        mlflow_model.metadata = {**(mlflow_model.metadata or {}), **(saved.metadata or {})}
+        mlflow_model.model_size_bytes = saved.model_size_bytes
+        mlflow_model.save(os.path.join(path, MLMODEL_FILE_NAME))
+
+    return Model.log(artifact_path=None, name=name, flavor=SimpleNamespace(save_model=copy),
+                     flavor_name=__name__, registered_model_name=registered_model_name, run_id=run_id)
 
 
 def _local_dir(model_uri: str | os.PathLike[str]) -> str:

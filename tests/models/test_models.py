@@ -439,6 +439,38 @@ def test_registered_champion_predicts_like_the_fit(store, data, split, tmp_path,
     assert not (tmp_path / "mlruns").exists()  # nothing went to MLflow's default local store
 
 
+def test_a_saved_model_logs_as_the_fit_would(store, data, split, tmp_path, monkeypatch):
+    """The writer logs a model directory a helper process saved (it never loads the fit itself):
+    the logged model, its MLmodel and its files are those of logging the fit directly."""
+    monkeypatch.chdir(tmp_path)
+    fit, test, _ = _case("formula_terms", _frames(data, split))
+    name = f"tidymlflow-m-{uuid.uuid4().hex[:8]}"
+    models.save_model(fit, tmp_path / "saved")
+    with mlflow.start_run() as run:
+        direct = models.log_model(fit)
+        saved = models.log_saved_model(tmp_path / "saved", registered_model_name=name, run_id=run.info.run_id)
+    client = mlflow.MlflowClient()
+    both = [client.get_logged_model(i.model_id) for i in (direct, saved)]
+    same = [(m.name, m.source_run_id, m.model_type,
+             {k: v for k, v in m.tags.items() if k != "mlflow.modelVersions"}) for m in both]
+    assert same[0] == same[1]
+    folders = [Path(mlflow.artifacts.download_artifacts(f"models:/{i.model_id}", dst_path=str(tmp_path / k)))
+               for k, i in (("a", direct), ("b", saved))]
+    assert sorted(p.name for p in folders[0].iterdir()) == sorted(p.name for p in folders[1].iterdir())
+    varying = ("model_uuid", "model_id", "utc_time_created", "artifact_path", "run_id")
+    mlmodels = [{k: v for k, v in mlflow.models.Model.load(str(f / "MLmodel")).to_dict().items()
+                 if k not in varying} for f in folders]
+    assert mlmodels[0] == mlmodels[1]
+    assert mlflow.models.Model.load(str(folders[1] / "MLmodel")).model_id == saved.model_id
+    assert saved.registered_model_version == 1
+    got = mlflow.pyfunc.load_model(f"models:/{name}/1").predict(test)
+    pd.testing.assert_frame_equal(got, fit.predict(test), check_exact=True)
+    with pytest.raises(MlflowException, match="no 'tidymlflow' flavor"):
+        (tmp_path / "other").mkdir()
+        mlflow.models.Model().save(str(tmp_path / "other" / "MLmodel"))
+        models.log_saved_model(tmp_path / "other", run_id=run.info.run_id)
+
+
 def _post(url: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})

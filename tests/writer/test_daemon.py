@@ -283,3 +283,70 @@ def test_an_idle_writer_lets_its_plotting_processes_go_and_gets_them_back(tmp_pa
         assert run.info.status == "FINISHED"
         files = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert "plots/residual_diagnostics.png" in files
+
+
+#: Put on a script's PYTHONPATH: every process started from it notes which of the watched
+#: libraries it imports, with its pid (forked helpers note their own pid).
+WATCH = r'''
+import os, sys
+
+class _Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("py_parsnip", "matplotlib", "plotly"):
+            with open(os.environ["IMPORT_LOG"], "a") as fh:
+                fh.write(f"{os.getpid()} {name}\n")
+        return None
+
+sys.meta_path.insert(0, _Watch())
+'''
+
+MODEL_SCRIPT = r'''
+import os
+import tidymlflow
+tidymlflow.autolog(log_models=True)
+import numpy as np, pandas as pd
+from py_parsnip import linear_reg
+from py_workflows import workflow
+rng = np.random.default_rng(0)
+df = pd.DataFrame({"x1": rng.normal(size=120), "x2": rng.normal(size=120)})
+df["y"] = 1 + 2 * df.x1 - df.x2 + rng.normal(scale=0.3, size=120)
+fit = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit(df.iloc[:90])
+fit.evaluate(df.iloc[90:])
+print("script", os.getpid(), "writer", tidymlflow._writer.client.current().writer_pid(), flush=True)
+'''
+
+
+def test_the_writer_leaves_modelling_and_plotting_libraries_to_its_helpers(tmp_path, env):
+    """The writer holds MLflow alone (that is what keeps it small while idle): a fit is packaged
+    as a model, and plots are drawn, in its helper processes, which import py-tidymodels and the
+    plotting libraries; the model is logged all the same and predicts like the fit."""
+    hook, log = tmp_path / "hook", tmp_path / "imports.log"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(WATCH)
+    (tmp_path / "model.py").write_text(MODEL_SCRIPT)
+    uri = f"sqlite:///{tmp_path / 'a.db'}"
+    path = os.pathsep.join(p for p in (str(hook), env.get("PYTHONPATH")) if p)
+    out = subprocess.run([sys.executable, "model.py"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=180, env={**env, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": path,
+                                           "IMPORT_LOG": str(log)})
+    assert out.returncode == 0, out.stderr
+    words = next(line for line in out.stdout.splitlines() if line.startswith("script ")).split()
+    script, writer = int(words[1]), int(words[3])
+    imported: dict[str, set[int]] = {}
+    for line in log.read_text().splitlines():
+        pid, name = line.split()
+        imported.setdefault(name, set()).add(int(pid))
+    assert script in imported["py_parsnip"]  # the hook sees imports
+    assert writer not in imported["py_parsnip"] | imported["matplotlib"] | imported["plotly"]
+    assert imported["py_parsnip"] - {script} and imported["matplotlib"] - {script}  # a helper did
+    import mlflow
+    from mlflow import MlflowClient
+
+    run = _runs(uri)[0]
+    model_id = run.data.tags["tidymlflow.model_uri"].removeprefix("models:/")
+    logged = MlflowClient(uri).get_logged_model(model_id)
+    assert logged.source_run_id == run.info.run_id and logged.name == "model"
+    local = mlflow.artifacts.download_artifacts(artifact_uri=logged.artifact_location, tracking_uri=uri)
+    model = mlflow.pyfunc.load_model(local)
+    assert model.metadata.flavors["tidymlflow"]["kind"] == "WorkflowFit"
+    assert (model.metadata.run_id, model.metadata.model_id) == (run.info.run_id, model_id)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import shutil
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tidymlflow._jobs import journal as _journal
@@ -159,16 +161,58 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def log_model(client: Any, job: str, run_id: str, model: ModelRecord) -> None:
-    """The fit as an MLflow model linked to its run; its URI as the run's tag."""
+def prepared(job: str, files: str) -> str:
+    """Where the MLflow model directory of a run's fit is packaged inside its job: beside the
+    run's files, never among them (those are uploaded as they are)."""
+    return os.path.join(job, ".models", files)
+
+
+def prepare_model(job: str, files: str, model: ModelRecord, path: tuple[str, ...] = ()) -> str | None:
+    """Package a run's fit as an MLflow model directory (:func:`prepared`): unpickle it and
+    save it with its signature and requirements. This is the part that needs py-tidymodels and
+    its modelling libraries, so it runs in a helper process where there is one (the writer then
+    never imports them and stays small while idle). ``path``: the script's ``sys.path``, for
+    fits that pickle classes of the script's own modules. Returns the error of a fit that
+    cannot be packaged; a failure that may pass (a full disk) raises."""
     from tidymlflow import models
 
-    with open(inside(job, model.file), "rb") as fh:
-        fit = serialize.loads(fh.read())
+    target = prepared(job, files)
+    if os.path.isdir(target):
+        return None  # packaged before (a job written again)
+    sys.path[:0] = [p for p in path if p not in sys.path]
+    aside = os.path.join(job, ".drawing", str(os.getpid()), ".model")
+    try:
+        for folder in (os.path.dirname(os.path.dirname(target)), os.path.dirname(target),
+                       os.path.dirname(os.path.dirname(aside)), os.path.dirname(aside)):
+            _journal.private_dir(folder)
+        shutil.rmtree(aside, ignore_errors=True)
+        with open(inside(job, model.file), "rb") as fh:
+            fit = serialize.loads(fh.read())
+        with _quiet():
+            models.save_model(fit, aside)
+        os.replace(aside, target)
+    except Exception as exc:
+        if transient(exc):
+            raise
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def log_model(client: Any, job: str, run_id: str, rec: RunRecord,
+              prepare: Callable[[str, str, ModelRecord], str | None] | None = None) -> str | None:
+    """The fit as an MLflow model linked to its run (packaged by ``prepare``, a helper process,
+    or here); its URI as the run's tag. Returns the error of a fit that could not be packaged."""
+    from tidymlflow import models
+
+    assert rec.model is not None
+    error = (prepare or prepare_model)(job, rec.files, rec.model)
+    if error:
+        return error
     with _quiet():
-        info = models.log_model(fit, name="model", registered_model_name=model.registered_model_name,
-                                run_id=run_id)
+        info = models.log_saved_model(prepared(job, rec.files), name="model",
+                                      registered_model_name=rec.model.registered_model_name, run_id=run_id)
     client.set_tag(run_id, MODEL_URI_TAG, info.model_uri)
+    return None
 
 
 def upload(client: Any, run_id: str, folder: str) -> None:

@@ -16,12 +16,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs import records
 from tidymlflow._jobs.names import ENV, HTTP_DEFAULTS, PARENT_TAG, PROVENANCE_TAGS, SECRETS
-from tidymlflow._jobs.records import JobTarget, Manifest, PlotRecord, Progress, RunRecord
+from tidymlflow._jobs.records import JobTarget, Manifest, ModelRecord, PlotRecord, Progress, RunRecord
 from tidymlflow._writer import artifacts
 from tidymlflow._writer.failures import Undelivered, UnknownHandle, busy_store, transient, unreachable
 
@@ -52,8 +52,14 @@ class Result:
     errors: list[str] = field(default_factory=list)
 
 
-#: Draws one plot (``draw_plot``'s signature): in this process, or handed to a plotting process.
-Plotter = Callable[[str, str, PlotRecord], "str | None"]
+class Helpers(Protocol):
+    """Processes that draw a job's plots and package its models (:mod:`~tidymlflow._writer.plotpool`),
+    so that the writer never imports the plotting and modelling libraries. Each answers as
+    ``draw_plot`` and ``prepare_model`` do, doing the work itself when no process can."""
+
+    def draw(self, job: str, files: str, plot: PlotRecord) -> str | None: ...
+
+    def model(self, job: str, files: str, model: ModelRecord) -> str | None: ...
 
 
 #: The (run handle, plot) pairs a job waiting to be written draws again (asked as late as
@@ -66,9 +72,9 @@ class Deliverer:
     URI, experiment, environment and working directory before resolving where its runs go, as the
     user's process would have. In the user's own process they are already in place."""
 
-    def __init__(self, apply_target: bool, plotter: Plotter | None = None) -> None:
+    def __init__(self, apply_target: bool, helpers: Helpers | None = None) -> None:
         self.apply_target = apply_target
-        self.plotter = plotter
+        self.helpers = helpers
         self.handles: dict[str, tuple[str, str]] = {}  # handle -> (run id, experiment id)
         self._kinds: set[tuple[str, str]] = set()
 
@@ -288,11 +294,11 @@ class Deliverer:
         for plot in rec.plots:
             if (rec.handle, plot.name) in superseded():
                 continue
-            error = (self.plotter or artifacts.draw_plot)(job, rec.files, plot)
+            error = (self.helpers.draw if self.helpers else artifacts.draw_plot)(job, rec.files, plot)
             if error:
                 result.errors.append(error)
         if rec.model is not None:
-            self._step(result, artifacts.log_model, client, job, run_id, rec.model)
+            self._step(result, self._log_model, client, job, run_id, rec, result)
         if os.path.isdir(folder):
             artifacts.upload(client, run_id, folder)
         if rec.handle in incomplete:
@@ -300,6 +306,11 @@ class Deliverer:
                 client.delete_tag(run_id, INCOMPLETE_TAG)
         if rec.status is not None:
             client.set_terminated(run_id, rec.status, end_time=rec.end_time or _now())
+
+    def _log_model(self, client: Any, job: str, run_id: str, rec: RunRecord, result: Result) -> None:
+        error = artifacts.log_model(client, job, run_id, rec, self.helpers.model if self.helpers else None)
+        if error:
+            result.errors.append(error)
 
     @staticmethod
     def _step(result: Result, fn: Any, *args: Any) -> None:

@@ -1,5 +1,7 @@
-"""Processes that draw each job's plots as soon as the job arrives, while the writer writes the
-jobs before it (forked from the writer at its start, Linux only; elsewhere the writer draws)."""
+"""Processes that draw each job's plots and package its models as soon as the job arrives, while
+the writer writes the jobs before it (forked from the writer at its start, Linux only; elsewhere
+the writer does it). The plotting and modelling libraries (matplotlib, plotly, py-tidymodels and
+what its fits need) are imported there only: the writer itself holds MLflow alone."""
 
 from __future__ import annotations
 
@@ -9,10 +11,17 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Union
 
-from tidymlflow._jobs.records import Manifest, PlotRecord
-from tidymlflow._writer.artifacts import draw_plot
+from tidymlflow._jobs.records import Manifest, ModelRecord, PlotRecord
+from tidymlflow._writer.artifacts import draw_plot, prepare_model
+
+#: What a helper process does for one run: draw one of its plots or package its model.
+Task = Union[PlotRecord, ModelRecord]  # noqa: UP007
+
+#: The key of a run's model among its plots' names.
+MODEL = ":model"
 
 #: Plotting processes: two where there are two cores, so that a fit's plots draw side by side
 #: (at a script's end nothing else runs).
@@ -21,8 +30,9 @@ PLOT_PROCESSES = 2 if (os.cpu_count() or 1) >= 2 else 1
 
 class PlotPool:
     """Processes that draw each job's plots as soon as the job arrives, while the writer writes
-    the jobs before it: the plots are then mostly ready when their job's turn comes. A plot
-    whose drawing process failed is drawn in the writer instead.
+    the jobs before it: the plots are then mostly ready when their job's turn comes. A fit is
+    packaged as an MLflow model there too (:func:`~tidymlflow._writer.artifacts.prepare_model`).
+    A plot or model whose process failed is done in the writer instead.
 
     Plots wait in a queue of the writer's own and go to a process only when it is free, so a
     plot that a job arriving later draws again (an ``evaluate()`` redrawing its fit's forecast)
@@ -40,7 +50,7 @@ class PlotPool:
         self.generation = 0  # a new one with every set of processes
         self._use(pools)
         self.spare = False  # may the other processes draw now?
-        self.pending: deque[tuple[str, Any, str, str, PlotRecord]] = deque()  # handle, ours, job...
+        self.pending: deque[tuple[str, Any, str, str, Task]] = deque()  # handle, ours, job, files, task
         self.futures: dict[tuple[str, str, str], Any] = {}
         self.lock = threading.RLock()
 
@@ -100,19 +110,20 @@ class PlotPool:
         self._pump()
 
     def submit(self, job: str, manifest: Manifest) -> None:
-        """Queue a job's plots; drop the queued plots it draws again."""
+        """Queue a job's plots and models; drop the queued plots it draws again."""
         from concurrent.futures import Future
 
         redrawn = manifest.redraws()
         with self.lock:
-            for handle, queued, _, _, plot in self.pending:
-                if (handle, plot.name) in redrawn:
+            for handle, queued, _, _, task in self.pending:
+                if isinstance(task, PlotRecord) and (handle, task.name) in redrawn:
                     queued.cancel()
             for rec in manifest.runs:
-                for plot in rec.plots:
+                tasks: list[Task] = [*rec.plots, *([rec.model] if rec.model is not None else [])]
+                for task in tasks:
                     ours: Future[str | None] = Future()
-                    self.futures[(job, rec.files, plot.name)] = ours
-                    self.pending.append((rec.handle, ours, job, rec.files, plot))
+                    self.futures[(job, rec.files, _name(task))] = ours
+                    self.pending.append((rec.handle, ours, job, rec.files, task))
         self._pump()
 
     def _free(self) -> int | None:
@@ -124,7 +135,7 @@ class PlotPool:
         return None
 
     def _pump(self) -> None:
-        """Hand queued plots to free processes (a plot a process cannot take is drawn by the
+        """Hand queued tasks to free processes (a task a process cannot take is done by the
         writer: its future fails)."""
         with self.lock:
             while self.pending:
@@ -134,11 +145,12 @@ class PlotPool:
                 i = self._free()
                 if i is None:
                     return
-                _, ours, job, files, plot = self.pending.popleft()
+                _, ours, job, files, task = self.pending.popleft()
                 if not ours.set_running_or_notify_cancel():
                     continue
                 try:
-                    inner = self.pools[i].submit(draw_plot, job, files, plot)
+                    inner = (self.pools[i].submit(draw_plot, job, files, task) if isinstance(task, PlotRecord)
+                             else self.pools[i].submit(prepare_model, job, files, task, tuple(sys.path)))
                 except Exception as exc:
                     self.broken[i] = True
                     ours.set_exception(exc)
@@ -166,17 +178,24 @@ class PlotPool:
 
     def draw(self, job: str, files: str, plot: PlotRecord) -> str | None:
         """The outcome of a plot handed over (waiting for it), else drawn here."""
+        return self._outcome(job, files, plot, lambda: draw_plot(job, files, plot))
+
+    def model(self, job: str, files: str, model: ModelRecord) -> str | None:
+        """The outcome of a model handed over to be packaged (waiting for it), else packaged here."""
+        return self._outcome(job, files, model, lambda: prepare_model(job, files, model))
+
+    def _outcome(self, job: str, files: str, task: Task, here: Callable[[], str | None]) -> str | None:
         from concurrent.futures import BrokenExecutor, CancelledError
 
         with self.lock:
-            future = self.futures.pop((job, files, plot.name), None)
+            future = self.futures.pop((job, files, _name(task)), None)
         if future is not None:
             try:
                 result: str | None = future.result(timeout=300)
                 return result
             except (BrokenExecutor, CancelledError, TimeoutError):
                 pass
-        return draw_plot(job, files, plot)
+        return here()
 
     def forget(self, job: str) -> None:
         """A job is done: drop what is left of its plots."""
@@ -191,6 +210,10 @@ class PlotPool:
             self.pending.clear()
         for pool in self.pools:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _name(task: Task) -> str:
+    return task.name if isinstance(task, PlotRecord) else MODEL
 
 
 def _fork(listener: int) -> list[Any] | None:

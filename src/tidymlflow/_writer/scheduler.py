@@ -87,7 +87,7 @@ class Scheduler:
         upkeep.persist_sqlite_journal()  # this process is tidymlflow's own
         self._queued = queued
         self.plotter = plotter
-        self.deliverer = Deliverer(apply_target=True, plotter=plotter.draw if plotter else None)
+        self.deliverer = Deliverer(apply_target=True, helpers=plotter)
         self.paused: dict[str, tuple[float, str]] = {}  # journal -> (until, why)
         self.kept: dict[str, list[_Kept]] = {}  # journal -> kept jobs, oldest first
         self.stores = upkeep.StoreWatch()
