@@ -262,18 +262,28 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_an_idle_writer_lets_its_plotting_processes_go_and_gets_them_back(tmp_path, env):
-    """Waiting for its next script the writer holds no plotting process (about half its memory);
-    the next script's hello brings them back, and its plots are drawn as before."""
+def _rss_mb(pid: int) -> float:
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_an_idle_writer_rests_lean_and_wakes_for_the_next_script(tmp_path, env):
+    """Waiting for its next script the writer holds no plotting process and rests: it starts
+    again lean in the same process on the same socket (MLflow and its store let go of), and the
+    next script's hello brings everything back; its runs and plots are written as before."""
     from tidymlflow._writer.server import QUIET
 
     uri = f"sqlite:///{tmp_path / 'a.db'}"
     pid = _writer_pid(_run(tmp_path, env, uri).stdout)
     assert _children(pid)  # drawing processes while scripts come
+    assert _rss_mb(pid) > 150  # MLflow is loaded
     deadline = time.monotonic() + QUIET + 30
-    while _children(pid) and time.monotonic() < deadline:
+    while (_children(pid) or _rss_mb(pid) > 100) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _children(pid) == []
+    assert _rss_mb(pid) < 100  # rested: MLflow, pandas and the store are let go of
+    log = next(Path(env["TIDYMLFLOW_JOURNAL_DIR"]).rglob("writer.log")).read_text()
+    assert "resting: " in log
     assert _writer_pid(_run(tmp_path, env, uri).stdout) == pid
     assert _children(pid)  # back with the script
     from mlflow import MlflowClient

@@ -64,12 +64,13 @@ class PlotPool:
             self.ready[0] = pools[0].submit(warm_plots)
 
     @classmethod
-    def start(cls, listener: int) -> PlotPool | None:
-        """Fork the plotting processes (Linux; elsewhere the writer draws). They let go of the
-        writer's listening socket at once: scripts must find it refused when the writer dies."""
+    def start(cls, listener: int, processes: bool = True) -> PlotPool | None:
+        """Fork the plotting processes (Linux; elsewhere the writer draws), or with ``processes``
+        false none yet (they come with the next script's hello). They let go of the writer's
+        listening socket at once: scripts must find it refused when the writer dies."""
         if not sys.platform.startswith("linux") or os.environ.get("TIDYMLFLOW_PLOT_PROCESS") == "0":
             return None
-        pools = _fork(listener)
+        pools = _fork(listener) if processes else []
         return None if pools is None else cls(pools, listener)
 
     def retire(self) -> None:

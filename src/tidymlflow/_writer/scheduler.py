@@ -99,6 +99,11 @@ class Scheduler:
         self.outcomes: deque[tuple[_Waiting, lanes.Outcome | BaseException]] = deque()
         self.wake: Callable[[], None] = lambda: None  # the writer's thread has outcomes to settle
 
+    def idle(self) -> bool:
+        """Nothing to write, retry or adopt, and no lane writing: the writer may rest."""
+        return not (self.kept or self.orphans or self.outcomes or self.lanes.busy()
+                    or any(self.waiting.values()))
+
     def hello(self, message: Hello) -> None:
         """A script has connected: take its ``sys.path`` (the key made it this writer's own)
         and get its store ready while the script is still starting."""

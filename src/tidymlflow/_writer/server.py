@@ -34,7 +34,8 @@ from tidymlflow._writer.scheduler import Job, Scheduler
 #: What waits in the writer's queue: a script's hello or job, or None when the script has gone.
 Item = Union[Hello, Job, None]  # noqa: UP007
 
-#: Seconds without a job after which the writer counts as idle while a script is connected.
+#: Seconds without a job after which the writer counts as idle while a script is connected;
+#: with no script connected, its plotting processes then leave and it rests.
 QUIET = 30.0
 
 
@@ -48,14 +49,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--socket", required=True)
     parser.add_argument("--lock", required=True)
     parser.add_argument("--idle", type=float, default=0.0)
+    parser.add_argument("--rested", action="store_true")
     args = parser.parse_args(argv)
     os.dup2(2, 1)  # stray prints of libraries go to the log
     sys.stdout = sys.stderr
     listener = socket.socket(fileno=args.listen)
-    plotter = PlotPool.start(args.listen)  # forked now, before the writer's own threads
+    # forked now, before the writer's own threads; a rested writer's come with the next script
+    plotter = PlotPool.start(args.listen, processes=not args.rested)
     hall = Hall(listener, args.socket, args.lock, args.idle, plotter)
     scheduler = Scheduler(hall.queued, plotter, args.listen)
-    hall.serve(scheduler)
+    if hall.serve(scheduler):
+        hall.rest(scheduler)  # does not return
     scheduler.retry_kept()
     scheduler.lanes.close()  # what the lanes are writing is finished
     scheduler.settle()
@@ -79,6 +83,8 @@ class Hall:
         self.ready = threading.Condition()
         self.idle_since: float | None = time.monotonic()
         self.closed = False
+        self.may_rest = False  # nothing to do; set by the main thread when it finds it idle
+        self.resting = False  # the hall stopped accepting: the writer restarts lean
         self.served = False  # a script has come and gone
         self.members: set[Client] = set()  # the scripts connected now
 
@@ -87,28 +93,39 @@ class Hall:
         with self.ready:
             return [m for _, m in self.inbox if isinstance(m, Job)]
 
-    def serve(self, scheduler: Scheduler) -> None:
+    def serve(self, scheduler: Scheduler) -> bool:
+        """Serve until the hall closes (False) or the writer is to rest (True)."""
         scheduler.wake = self._wake
         self.busy = scheduler.lanes.busy
-        threading.Thread(target=self._accept, name="tidymlflow-accept", daemon=True).start()
+        self._start_accepting()
         while True:
             scheduler.settle()
+            if self.resting:
+                if scheduler.idle() and not self.inbox:
+                    return True
+                self.resting = False  # work came meanwhile (a job of an ended script)
+                self._start_accepting()
             with self.ready:
                 if not self.inbox and not self.members:
                     self.idle_since = self.idle_since or time.monotonic()
                     if self.served and self.idle > 0:  # a script has come and gone, and the
                         self._warm_plotter()              # writer stays for the next one
                 quiet = QUIET if not scheduler.orphans else 0.0  # jobs of ended scripts wait
-                if not self.ready.wait_for(lambda: bool(self.inbox or scheduler.outcomes) or self.closed,
-                                           quiet) and quiet:
+                if not self.ready.wait_for(
+                        lambda: bool(self.inbox or scheduler.outcomes) or self.closed or self.resting,
+                        quiet) and quiet:
                     self._rest_plotter()  # quiet for a while
+                    self.may_rest = scheduler.idle() and not self.inbox and not self.members
                 if not self.inbox:
                     if self.closed:
-                        return
+                        return False
+                    if self.resting:
+                        continue
                     item = None
                 else:
                     item = self.inbox.popleft()
                     self.idle_since = None
+                    self.may_rest = False
             if item is None:
                 scheduler.settle()
                 scheduler.retry_kept()
@@ -147,13 +164,16 @@ class Hall:
         else:
             self.plotter.warm_all()
 
+    def _start_accepting(self) -> None:
+        threading.Thread(target=self._accept, name="tidymlflow-accept", daemon=True).start()
+
     def _accept(self) -> None:
         self.listener.settimeout(min(1.0, max(0.05, self.idle / 4)))
         while True:
             try:
                 conn, _ = self.listener.accept()
             except TimeoutError:
-                if self._leave():
+                if self._leave() or self._stop_for_rest():
                     return
                 continue
             except OSError:
@@ -195,6 +215,46 @@ class Hall:
             self.listener.settimeout(min(1.0, max(0.05, self.idle / 4)))
         self._admit(conn)
         return False
+
+    def _stop_for_rest(self) -> bool:
+        """Stop accepting so that the writer can rest: quiet for ``QUIET`` seconds with no script
+        and nothing to do, more than ``QUIET`` seconds of its idle time left, and still this
+        writer's code (an upgrade is left to the next writer). Scripts that connect meanwhile
+        wait in the socket's backlog for the rested writer; one already there is admitted."""
+        with self.ready:
+            since, ready = self.idle_since, self.may_rest and not self.members and not self.inbox
+        now = time.monotonic()
+        if not ready or since is None or now - since < QUIET or self.idle - (now - since) <= QUIET:
+            return False
+        if os.path.basename(self.path) != _daemon.key() + ".sock":
+            return False
+        with _daemon.locked(self.lock):
+            self.listener.setblocking(False)
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                with self.ready:
+                    self.resting = True
+                    self.ready.notify_all()
+                return True
+            self.listener.settimeout(min(1.0, max(0.05, self.idle / 4)))
+        self._admit(conn)
+        return False
+
+    def rest(self, scheduler: Scheduler) -> None:
+        """Let go of everything loaded (MLflow, its store, some 240 MB): the writer starts again,
+        lean (about 20 MB), in this process on this socket, with what is left of its idle time.
+        The next script's hello loads MLflow again while that script starts."""
+        left = self.idle - (time.monotonic() - (self.idle_since or time.monotonic()))
+        scheduler.lanes.close()
+        if self.plotter is not None:
+            self.plotter.close()
+        _log(f"resting: {QUIET:.0f} s without a script")
+        fd = self.listener.fileno()
+        os.set_inheritable(fd, True)
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "tidymlflow._writer", "--listen", str(fd), "--socket",
+                                  self.path, "--lock", self.lock, "--idle", str(left), "--rested"])
 
     def _read(self, client: Client) -> None:
         """Read a script's messages as they come, so that it never blocks on a full socket; a
