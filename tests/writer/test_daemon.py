@@ -273,6 +273,7 @@ def test_an_idle_writer_rests_lean_and_wakes_for_the_next_script(tmp_path, env):
     next script's hello brings everything back; its runs and plots are written as before."""
     from tidymlflow._writer.server import QUIET
 
+    env = {**env, "TIDYMLFLOW_WRITER_IDLE": "120"}  # it rests when more than QUIET s of it are left
     uri = f"sqlite:///{tmp_path / 'a.db'}"
     pid = _writer_pid(_run(tmp_path, env, uri).stdout)
     assert _children(pid)  # drawing processes while scripts come
