@@ -8,9 +8,10 @@ each (``SEED=<i>``, as a parameter sweep sets it), every script a fresh process 
 that stays between scripts (``TIDYMLFLOW_WRITER_IDLE=120``). Then the writer processes of this
 loop (found by the loop's own journal folder in their environment) and their proportional set
 size (PSS, from ``/proc/<pid>/smaps_rollup``: shared pages split between the processes that
-share them), summed over the writer and its plotting processes: once just after the last script
-(for information) and once idle, 38 s after it, when the plotting processes have left and the
-writer rests (it restarts lean 30 s after its last script).
+share them), summed over the writer and its plotting processes: just after the last script and
+38 s after it, when the plotting processes have left (both for information), and idle, 128 s
+after it, when the writer rests (it restarts lean ``TIDYMLFLOW_WRITER_REST`` = 120 s after its
+last script).
 
 Then the same writer serves a script logging to a tracking server that answers every request
 3 s late (a proxy in front of a real ``mlflow server``) while a fit + evaluate script on a local
@@ -42,7 +43,8 @@ STANDIN = None if importlib.util.find_spec("py_workflows") else str(ROOT / "test
 WRITERS_BUDGET = 1
 PSS_BUDGET_MB = 250.0
 SLOW_BUDGET_S = 1.0
-QUIET = 30.0  # seconds after which an idle writer rests (_writer.server.QUIET)
+QUIET = 30.0  # seconds after which an idle writer's plotting processes leave (_writer.server.QUIET)
+REST = 120.0  # seconds after which an idle writer rests (TIDYMLFLOW_WRITER_REST's default)
 
 SCRIPT = """
 import os
@@ -148,7 +150,10 @@ def main() -> int:
     pids = _processes(journal)
     print(f"just after the last script: {len(pids)} process(es), PSS "
           f"{sum(_pss_mb(pid) for pid in pids):.0f} MB (the writer and its plotting processes)")
-    time.sleep(QUIET + 8)  # idle: the plotting processes have left, the writer rests
+    time.sleep(QUIET + 8)  # the plotting processes have left
+    pids = _processes(journal)
+    print(f"38 s after it: {len(pids)} process(es), PSS {sum(_pss_mb(pid) for pid in pids):.0f} MB")
+    time.sleep(REST - QUIET)  # idle: the writer rests
     pids = _processes(journal)
     writers = _writers(pids)
     pss = sum(_pss_mb(pid) for pid in pids)

@@ -21,6 +21,7 @@ from tidymlflow._engine import patching as _engine
     ("TIDYMLFLOW_WRITER_IDLE", "inf"),
     ("TIDYMLFLOW_WRITER_IDLE", "-5"),
     ("TIDYMLFLOW_WRITER_IDLE", "ten"),
+    ("TIDYMLFLOW_WRITER_REST", "nan"),
     ("TIDYMLFLOW_EXIT_TIMEOUT", "abc"),
     ("TIDYMLFLOW_EXIT_TIMEOUT", "nan"),
     ("TIDYMLFLOW_PLOT_PROCESS", "maybe"),

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 _ENV_CHOICES = {"TIDYMLFLOW_WRITER": ("process", "inline"), "TIDYMLFLOW_PLOT_PROCESS": ("0", "1"),
                 "TIDYMLFLOW_STRICT": ("0", "1", "true", "false", "yes", "no", "on", "off")}
 #: Variables that hold a number of seconds (finite, >= 0).
-_ENV_SECONDS = ("TIDYMLFLOW_WRITER_IDLE", "TIDYMLFLOW_EXIT_TIMEOUT")
+_ENV_SECONDS = ("TIDYMLFLOW_WRITER_IDLE", "TIDYMLFLOW_WRITER_REST", "TIDYMLFLOW_EXIT_TIMEOUT")
 _ENV_JOURNAL = "TIDYMLFLOW_JOURNAL_DIR"
 _ENV_KNOWN = (*_ENV_CHOICES, *_ENV_SECONDS, _ENV_JOURNAL)
 

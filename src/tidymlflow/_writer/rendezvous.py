@@ -38,6 +38,8 @@ except ImportError:  # Windows: no unix sockets to share; the service falls back
 
 #: Seconds a writer with no script connected waits for the next one before it leaves.
 IDLE = 600.0
+#: Seconds a writer with no script connected waits before it rests (lets go of MLflow).
+REST = 120.0
 #: Seconds a running writer has to say hello to a new script before it is replaced.
 LIVENESS = 5.0
 #: The one lock file of the writers folder: finding or starting a writer, and a writer leaving.
@@ -53,6 +55,12 @@ def idle() -> float:
     """``TIDYMLFLOW_WRITER_IDLE`` seconds (default 600); anything but a finite number >= 0 is an
     error naming the variable."""
     return _env.seconds("TIDYMLFLOW_WRITER_IDLE", IDLE)
+
+
+def rest() -> float:
+    """``TIDYMLFLOW_WRITER_REST`` seconds (default 120): how long a writer with no script waits
+    before it rests (starts again lean, see :mod:`~tidymlflow._writer.server`)."""
+    return _env.seconds("TIDYMLFLOW_WRITER_REST", REST)
 
 
 def folder() -> str:

@@ -35,7 +35,8 @@ from tidymlflow._writer.scheduler import Job, Scheduler
 Item = Union[Hello, Job, None]  # noqa: UP007
 
 #: Seconds without a job after which the writer counts as idle while a script is connected;
-#: with no script connected, its plotting processes then leave and it rests.
+#: with no script connected, its plotting processes then leave (and after ``TIDYMLFLOW_WRITER_REST``
+#: seconds, 120 by default, it rests).
 QUIET = 30.0
 
 
@@ -84,6 +85,7 @@ class Hall:
         self.idle_since: float | None = time.monotonic()
         self.closed = False
         self.may_rest = False  # nothing to do; set by the main thread when it finds it idle
+        self.rest_after = _daemon.rest()
         self.resting = False  # the hall stopped accepting: the writer restarts lean
         self.served = False  # a script has come and gone
         self.members: set[Client] = set()  # the scripts connected now
@@ -217,14 +219,14 @@ class Hall:
         return False
 
     def _stop_for_rest(self) -> bool:
-        """Stop accepting so that the writer can rest: quiet for ``QUIET`` seconds with no script
-        and nothing to do, more than ``QUIET`` seconds of its idle time left, and still this
-        writer's code (an upgrade is left to the next writer). Scripts that connect meanwhile
+        """Stop accepting so that the writer can rest: ``TIDYMLFLOW_WRITER_REST`` seconds with no
+        script and nothing to do, more than ``QUIET`` seconds of its idle time left, and still
+        this writer's code (an upgrade is left to the next writer). Scripts that connect meanwhile
         wait in the socket's backlog for the rested writer; one already there is admitted."""
         with self.ready:
             since, ready = self.idle_since, self.may_rest and not self.members and not self.inbox
         now = time.monotonic()
-        if not ready or since is None or now - since < QUIET or self.idle - (now - since) <= QUIET:
+        if not ready or since is None or now - since < self.rest_after or self.idle - (now - since) <= QUIET:
             return False
         if os.path.basename(self.path) != _daemon.key() + ".sock":
             return False
@@ -242,14 +244,14 @@ class Hall:
         return False
 
     def rest(self, scheduler: Scheduler) -> None:
-        """Let go of everything loaded (MLflow, its store, some 240 MB): the writer starts again,
+        """Let go of everything loaded (MLflow, its store, some 250 MB): the writer starts again,
         lean (about 20 MB), in this process on this socket, with what is left of its idle time.
         The next script's hello loads MLflow again while that script starts."""
         left = self.idle - (time.monotonic() - (self.idle_since or time.monotonic()))
         scheduler.lanes.close()
         if self.plotter is not None:
             self.plotter.close()
-        _log(f"resting: {QUIET:.0f} s without a script")
+        _log(f"resting: {self.rest_after:.0f} s without a script")
         fd = self.listener.fileno()
         os.set_inheritable(fd, True)
         sys.stderr.flush()
