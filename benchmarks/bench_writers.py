@@ -5,7 +5,7 @@
 A shell loop as users write it: ``--scripts`` fit + evaluate scripts run one after the other,
 over two folders (each with its own relative sqlite store) and a different environment value
 each (``SEED=<i>``, as a parameter sweep sets it), every script a fresh process with the writer
-that stays between scripts (``TIDYMLFLOW_WRITER_IDLE=120``). Then the writer processes of this
+that stays between scripts (``TIDYMLFLOW_WRITER_IDLE=600``, the default). Then the writer processes of this
 loop (found by the loop's own journal folder in their environment) and their proportional set
 size (PSS, from ``/proc/<pid>/smaps_rollup``: shared pages split between the processes that
 share them), summed over the writer and its plotting processes: just after the last script and
@@ -133,7 +133,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-writers-"))
     journal = tmp / "journal"
-    env = {**os.environ, "TIDYMLFLOW_WRITER_IDLE": "120", "TIDYMLFLOW_JOURNAL_DIR": str(journal),
+    env = {**os.environ, "TIDYMLFLOW_WRITER_IDLE": "600", "TIDYMLFLOW_JOURNAL_DIR": str(journal),
            "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": "sqlite:///local.db"}
     env.pop("TIDYMLFLOW_WRITER", None)
     if STANDIN:

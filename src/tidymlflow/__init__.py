@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import types
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from tidymlflow._version import __version__
 from tidymlflow.errors import TidyMLflowError, TidyMLflowWarning
 from tidymlflow.readback import collect, load_outputs
 
-__all__ = ["autolog", "collect", "flush", "load_outputs", "run_id", "TidyMLflowError", "TidyMLflowWarning",
-           "__version__"]
+__all__ = ["autolog", "collect", "flush", "load_outputs", "load_results", "run_id", "TidyMLflowError",
+           "TidyMLflowWarning", "__version__"]
 
 
 def autolog(
@@ -31,6 +32,7 @@ def autolog(
     log_datasets: bool = True,
     log_fold_runs: bool = False,
     max_tuning_runs: int | None = 20,
+    pickle_workflows: bool = False,
     extra_tags: Mapping[str, str] | None = None,
     exclusive: bool = False,
     disable: bool = False,
@@ -58,6 +60,9 @@ def autolog(
         log_datasets: training / evaluation frames as MLflow dataset inputs (schema, no rows).
         log_fold_runs: one extra child run per resample fold.
         max_tuning_runs: child runs per tuning call, best first; None = every candidate.
+        pickle_workflows: pickle each unfitted workflow of a tuning or comparison that JSON cannot
+            describe (a recipe workflow), so that ``load_results`` restores it (off: nothing is
+            pickled unless asked).
         extra_tags: tags added to every run tidymlflow creates (made valid as MLflow needs).
 
     Behaviour:
@@ -126,6 +131,14 @@ def run_id(obj: object, timeout: float | None = 60.0) -> str | None:
     if logged is None or writer is None:
         return None
     return writer.run_id(logged.handle, timeout)
+
+
+def load_results(run_id: str, *, client: Any = None, tracking_uri: str | None = None) -> Any:
+    """The results object of a logged tuning or WorkflowSet comparison, rebuilt from its parent
+    run ``run_id`` without fitting anything (see :func:`tidymlflow.results.load_results`)."""
+    from tidymlflow.results import load_results as _load
+
+    return _load(run_id, client=client, tracking_uri=tracking_uri)
 
 
 def __getattr__(name: str) -> types.ModuleType:

@@ -44,16 +44,16 @@ class Stage:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
-    def frame(self, frame: Any, relative: str | None = None) -> str:
+    def frame(self, frame: Any, relative: str | None = None, index: bool = False) -> str:
         """Write ``frame`` as parquet at ``relative`` (or beside the plot inputs) unless it was
-        written already; returns its path inside the job."""
+        written already (``index``: with its index); returns its path inside the job."""
         known = self._frames.get(id(frame))
         if known is not None and known[0] is frame and (relative is None or known[1] == relative):
             return known[1]
         if relative is None:
             self._plot_inputs += 1
             relative = f"inputs/{self._plot_inputs}.parquet"
-        write_parquet(frame, self.file(relative))
+        write_parquet(frame, self.file(relative), index)
         self._frames[id(frame)] = (frame, relative)
         return relative
 
@@ -69,18 +69,19 @@ class Stage:
             self._path = None
 
 
-def write_parquet(frame: Any, path: str) -> None:
-    """``frame`` as parquet with text column names; object columns that mix types (such as the
-    library's ``stats["value"]``) are written as text, which pyarrow otherwise refuses."""
+def write_parquet(frame: Any, path: str, index: bool = False) -> None:
+    """``frame`` as parquet with text column names (``index``: its index too); object columns
+    that mix types (such as the library's ``stats["value"]``) are written as text, which pyarrow
+    otherwise refuses."""
     if not all(isinstance(c, str) for c in frame.columns):
         frame = frame.rename(columns=str)
     try:
-        frame.to_parquet(path, index=False)
+        frame.to_parquet(path, index=index)
     except Exception:
         frame = frame.copy()
         for col in [c for c in frame.columns if frame[c].dtype == object]:
             frame[col] = frame[col].map(_as_text)
-        frame.to_parquet(path, index=False)
+        frame.to_parquet(path, index=index)
 
 
 def _as_text(value: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from tidymlflow._log import comparison
+from tidymlflow._log import comparison, restore
 from tidymlflow._log.fits import log_duration, log_info
 from tidymlflow._log.plots import log_plot
 from tidymlflow._read import common, fits
@@ -60,13 +60,31 @@ def _fold_runs(call: Call, parent: Recorder, rows: pd.DataFrame, folds: pd.DataF
         child.log_metrics({f"cv_{m}_fold": v for m, v in zip(part["metric"], part["value"])})
 
 
-def _predictions(writer: Recorder, results: Any, path: str) -> None:
+def _predictions(writer: Recorder, results: Any, path: str) -> str | None:
     if isinstance(results.predictions, pd.DataFrame) and not results.predictions.empty:
         writer.log_table(results.predictions, path)
+        return path
+    return None
 
 
-def log_resamples(call: Call, writer: Recorder, workflow: Any, results: Any, resamples: Any = None) -> None:
-    """A ``fit_resamples`` result: resampler, ``cv_*`` metrics, folds and metrics tables."""
+def _restorable(call: Call, writer: Recorder, workflow: Any, results: Any, metrics: str | None,
+                grid: str | None, predictions: str | None) -> None:
+    """``restore.json`` of a ``TuneResults`` (tables already logged named), for ``load_results``."""
+    parts = restore.tune_results(call, writer, results, restore.own_workflow(results, workflow),
+                                 {"metrics": metrics, "grid": grid, "predictions": predictions})
+    restore.log(writer, restore.qualname(results), parts)
+
+
+def log_restorable_set(call: Call, parent: Recorder, results: Any) -> None:
+    """What ``load_results`` needs to rebuild a WorkflowSet's ``fit_resamples`` / ``tune_grid``
+    results from the comparison's parent."""
+    restore.workflow_set_results(call, parent, results)
+
+
+def log_resamples(call: Call, writer: Recorder, workflow: Any, results: Any, resamples: Any = None,
+                  restorable: bool = False) -> None:
+    """A ``fit_resamples`` result: resampler, ``cv_*`` metrics, folds and metrics tables
+    (``restorable``: and what ``load_results`` needs to rebuild it)."""
     resamples = resamples if resamples is not None else results.resamples
     log_workflow(call, writer, workflow)
     writer.log_params(rs.resample_params(resamples))
@@ -75,22 +93,27 @@ def log_resamples(call: Call, writer: Recorder, workflow: Any, results: Any, res
     writer.log_table(folds, "resamples/folds.parquet")
     if not rs.has_metrics(results.metrics):
         call.info("the results hold no metric rows; only the run's settings were logged")
+        if restorable:
+            _restorable(call, writer, workflow, results, None, None, None)
         return
     rows = rs.with_positions(results.metrics)
     log_cv(writer, rows)
     writer.log_table(results.metrics, "resamples/metrics.parquet")
     log_plot(call, writer, "cv_folds", rows)
-    _predictions(writer, results, "resamples/predictions.parquet")
+    predictions = _predictions(writer, results, "resamples/predictions.parquet")
+    if restorable:
+        _restorable(call, writer, workflow, results, "resamples/metrics.parquet", None, predictions)
     if call.config.log_fold_runs:
         _fold_runs(call, writer, rows, folds)
 
 
 def log_tuning(call: Call, parent: Recorder, workflow: Any, results: Any, method: str,
                resamples: Any = None, metrics_arg: Any = None, *, folds_table_too: bool = True,
-               best_as_cv: bool = False) -> pd.DataFrame | None:
+               best_as_cv: bool = False, restorable: bool = False) -> pd.DataFrame | None:
     """A tuning result: the parent's summary and one child per candidate, best first.
     ``best_as_cv`` also logs the best candidate's ``cv_*`` metrics on the parent (a workflow's
-    run inside a WorkflowSet). Returns the candidate summary (None without metric rows)."""
+    run inside a WorkflowSet); ``restorable``: and what ``load_results`` needs to rebuild it.
+    Returns the candidate summary (None without metric rows)."""
     resamples = resamples if resamples is not None else results.resamples
     grid = results.grid if isinstance(results.grid, pd.DataFrame) else pd.DataFrame()
     params = rs.param_columns(grid)
@@ -103,16 +126,21 @@ def log_tuning(call: Call, parent: Recorder, workflow: Any, results: Any, method
     if folds_table_too:
         parent.log_table(folds, "resamples/folds.parquet")
     parent.log_table(grid, "tune/grid.parquet")
+    grid_path = "tune/grid.parquet" if grid is results.grid else None
     if not rs.has_metrics(results.metrics):
         call.info("the results hold no metric rows (py-tidymodels computes tuning metrics only for "
                   "formula workflows); logged the settings and grid only")
+        if restorable:
+            _restorable(call, parent, workflow, results, None, grid_path, None)
         return None
     rows = rs.with_positions(results.metrics)
     names = rs.metric_names(rows, metrics_arg)
     summary = rs.summarize(rows, grid, names[0])
     parent.log_table(results.metrics, "tune/metrics.parquet")
     parent.log_table(summary, "tune/summary.parquet")
-    _predictions(parent, results, "tune/predictions.parquet")
+    predictions = _predictions(parent, results, "tune/predictions.parquet")
+    if restorable:
+        _restorable(call, parent, workflow, results, "tune/metrics.parquet", grid_path, predictions)
     best = summary.iloc[0]
     parent.log_params({f"best.{p}": common.param_text(rs.plain(best[p])) for p in params})
     parent.log_params({"tune.metric": names[0]})

@@ -76,6 +76,19 @@ class Recorder:
         self.stage.frame(frame, f"{self._folder}/{relative}")
         self._tables.append(relative)
 
+    def log_frame(self, frame: Any, relative: str) -> None:
+        """A DataFrame as parquet with its index, for a program to read back exactly (no CSV
+        twin: it is not a table for the UI)."""
+        self.stage.frame(frame, f"{self._folder}/{relative}", index=True)
+
+    def log_pickle(self, obj: Any, relative: str) -> None:
+        """An object pickled as tidymlflow pickles fits (formula fits included)."""
+        from tidymlflow._jobs import serialize
+
+        data, _ = serialize.dumps(obj)
+        with open(self.artifact_path(relative), "wb") as fh:
+            fh.write(data)
+
     def log_dict(self, obj: Any, relative: str) -> None:
         with open(self.artifact_path(relative), "w", encoding="utf-8") as fh:
             fh.write(dumps(obj))

@@ -9,8 +9,8 @@ from typing import Any
 from tidymlflow._jobs.names import PLOT_NAMES, clean_key, clean_value
 
 BUILTIN_LAYERS = ("parsnip", "workflows", "recipes", "tune", "workflowsets")
-_BOOL_FLAGS = ("log_outputs", "log_models", "log_datasets", "log_fold_runs", "exclusive",
-               "disable", "silent")
+_BOOL_FLAGS = ("log_outputs", "log_models", "log_datasets", "log_fold_runs", "pickle_workflows",
+               "exclusive", "disable", "silent")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class AutologConfig:
     log_datasets: bool = True
     log_fold_runs: bool = False
     max_tuning_runs: int | None = 20
+    pickle_workflows: bool = False
     extra_tags: Mapping[str, str] = field(default_factory=dict)
     registered_model_name: str | None = None
     exclusive: bool = False

@@ -27,7 +27,7 @@ def _fit_resamples(call: Call) -> Generator[None, Any, None]:
                             hierarchical=call.config.log_fold_runs)
     fits.log_known(writer, readers.fits.describe_workflow(workflow))
     results = yield
-    resampling.log_resamples(call, writer, workflow, results, call.argument("resamples"))
+    resampling.log_resamples(call, writer, workflow, results, call.argument("resamples"), restorable=True)
 
 
 def _tuner(function: str, method: str) -> Handler:
@@ -37,7 +37,7 @@ def _tuner(function: str, method: str) -> Handler:
         fits.log_known(parent, readers.fits.describe_workflow(workflow))
         results = yield
         resampling.log_tuning(call, parent, workflow, results, method, call.argument("resamples"),
-                             call.argument("metrics"))
+                             call.argument("metrics"), restorable=True)
 
     return handler
 

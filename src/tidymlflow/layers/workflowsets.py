@@ -207,6 +207,7 @@ def _log_resample_set(call: Call, parent: Recorder, results: Any, resamples: Any
     _comparison(call, parent, ws, {w: rs.mean_std(f, metric) for w, f in rows.items()}, metric)
     _table(call, parent, "metrics", results.collect_metrics)
     _table(call, parent, "rank_results", lambda: results.rank_results(metric, n=len(ws.workflows)))
+    resampling.log_restorable_set(call, parent, results)
 
 
 def _best_values(grid: Any, best_rows: pd.DataFrame) -> str:

@@ -94,6 +94,20 @@ class TuneResults:
         cols = [c for c in best.columns if c not in (".config", "mean")]
         return best[cols].iloc[0].to_dict() if cols else {}
 
+    def select_by_one_std_err(self, metric: str, maximize: bool = True) -> Dict[str, Any]:
+        # the simplest candidate within one std of the best; "simplest": the smallest first param
+        m = self.metrics[self.metrics["metric"] == metric]
+        summary = m.groupby(".config")["value"].agg(["mean", "std"]).reset_index()
+        summary.columns = [".config", "mean", "std"]
+        best = summary["mean"].idxmax() if maximize else summary["mean"].idxmin()
+        mean, std = summary.loc[best, "mean"], summary.loc[best, "std"]
+        close = summary[summary["mean"] >= mean - std] if maximize else summary[summary["mean"] <= mean + std]
+        close = close.merge(self.grid, on=".config")
+        cols = [c for c in close.columns if c not in (".config", "mean", "std")]
+        if cols:
+            close = close.sort_values(cols[0])
+        return close[cols].iloc[0].to_dict()
+
 
 def _metric_fn(metrics):
     from py_yardstick import mae, metric_set, r_squared, rmse

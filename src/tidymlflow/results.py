@@ -1,0 +1,209 @@
+"""A tuning or a workflow-set comparison back from MLflow as the library's own object.
+
+``tidymlflow.load_results(run_id)`` reads a run's ``restore.json`` (see
+:mod:`tidymlflow._log.restore`) and builds, through the library's own constructors, the
+``TuneResults`` that ``fit_resamples`` or a tuner returned, or the ``WorkflowSetResults`` of a
+WorkflowSet's ``fit_resamples`` / ``tune_grid`` / ``workflow_map``: ``collect_metrics``,
+``show_best``, ``select_best``, ``select_by_one_std_err``, ``rank_results`` and ``autoplot``
+answer as on the original, and ``finalize_workflow(results.workflow, best)`` fits like the
+original's. Nothing is fitted. What the run does not hold (the resampler's data, a recipe
+workflow logged without ``pickle_workflows=True``) stands as a placeholder that names what to
+log when it is used."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from tidymlflow._read import restore as _describe
+from tidymlflow._version import __version__
+from tidymlflow.errors import TidyMLflowError
+
+#: The run artifact :func:`load_results` reads (``tidymlflow._log.restore.RESTORE``).
+RESTORE = "restore.json"
+
+
+class RestoreError(TidyMLflowError):
+    """A run cannot be restored as a results object, or a part of it was not logged."""
+
+
+class NotLogged:
+    """Stands for a part of a restored result that its run does not hold; any use of it raises
+    :class:`RestoreError` saying what to log to have it."""
+
+    def __init__(self, what: str, hint: str) -> None:
+        self._what, self._hint = what, hint
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise self._error()
+
+    def _error(self) -> RestoreError:
+        return RestoreError(f"{self._what} was not logged with this run: {self._hint}")
+
+    def __len__(self) -> int:
+        raise self._error()
+
+    def __iter__(self) -> Any:
+        raise self._error()
+
+    def __getitem__(self, key: Any) -> Any:
+        raise self._error()
+
+    def __repr__(self) -> str:
+        return f"<not logged: {self._what}>"
+
+
+def load_results(run_id: str, *, client: Any = None, tracking_uri: str | None = None) -> Any:
+    """The results object a tuning (``fit_resamples`` or a tuner) or a WorkflowSet comparison
+    (``fit_resamples``, ``tune_grid``, ``workflow_map``) returned, rebuilt from run ``run_id``
+    (its parent run). ``client`` / ``tracking_uri``: where to read (default: MLflow's current
+    tracking URI). Raises :class:`RestoreError` for a run that holds no restorable result, or
+    one written by a newer tidymlflow, naming both versions."""
+    from tidymlflow import readback
+
+    client = readback._client(client, tracking_uri, "load_results")
+    run = client.get_run(run_id)
+    with tempfile.TemporaryDirectory(prefix="tidymlflow-restore-") as tmp:
+        if not readback._has(client, run, RESTORE):
+            raise RestoreError(f"run {run_id} holds no {RESTORE}: it is not the parent run of a tuning or "
+                               "WorkflowSet comparison logged by tidymlflow 0.2 or newer")
+        with open(readback._download(client, run, RESTORE, tmp), encoding="utf-8") as fh:
+            payload = json.load(fh)
+        _check_format(run_id, payload)
+
+        def table(relative: str | None) -> Any:
+            if relative is None:
+                return None
+            folder = tempfile.mkdtemp(dir=tmp)
+            return readback._read_table(readback._download(client, run, relative, folder), relative)
+
+        def blob(relative: str) -> bytes:
+            with open(readback._download(client, run, relative, tempfile.mkdtemp(dir=tmp)), "rb") as fh:
+                return fh.read()
+
+        return _versioned(run_id, payload, lambda: _build(payload, table, blob))
+
+
+def _check_format(run_id: str, payload: Any) -> None:
+    version = payload.get("format") if isinstance(payload, dict) else None
+    if not isinstance(version, int) or version > _describe.FORMAT:
+        raise RestoreError(f"run {run_id} was logged by tidymlflow {payload.get('tidymlflow_version')} "
+                           f"(restore format {version}); this tidymlflow {__version__} reads format "
+                           f"{_describe.FORMAT}: upgrade tidymlflow to restore it")
+
+
+def _versioned(run_id: str, payload: dict[str, Any], build: Callable[[], Any]) -> Any:
+    """``build()``; a failure names the py-tidymodels version the run was logged with and this one."""
+    try:
+        return build()
+    except RestoreError:
+        raise
+    except Exception as exc:
+        from tidymlflow._recording.runs import py_tidymodels_version
+
+        logged = payload.get("py_tidymodels_version")
+        raise RestoreError(f"run {run_id} was logged with py-tidymodels {logged} "
+                           f"and tidymlflow {payload.get('tidymlflow_version')}; restoring it with "
+                           f"py-tidymodels {py_tidymodels_version()} and tidymlflow {__version__} failed: "
+                           f"{type(exc).__name__}: {exc}") from exc
+
+
+def _build(payload: dict[str, Any], table: Callable[[str | None], Any], blob: Callable[[str], bytes]) -> Any:
+    cls = _class(payload["class"])
+    if "entries" in payload:
+        return _workflow_set_results(cls, payload, table, blob)
+    return _tune_results(cls, payload, table, _workflow(payload["workflow"], blob))
+
+
+def _class(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _tune_results(cls: Any, part: dict[str, Any], table: Callable[[str | None], Any], workflow: Any) -> Any:
+    import pandas as pd
+
+    frames = {k: table(v) for k, v in part["tables"].items()}
+    return cls(metrics=frames["metrics"] if frames["metrics"] is not None else pd.DataFrame(),
+               predictions=frames["predictions"] if frames["predictions"] is not None else pd.DataFrame(),
+               workflow=workflow,
+               resamples=NotLogged("the resampler", "its data is the training data, which tidymlflow "
+                                   "never logs; the folds' boundaries are in resamples/folds.parquet"),
+               grid=frames["grid"] if frames["grid"] is not None else pd.DataFrame(),
+               method=part["method"])
+
+
+def _workflow(entry: dict[str, Any], blob: Callable[[str], bytes]) -> Any:
+    if entry.get("none"):
+        return None  # the results held none (tune_bayes without save_workflow)
+    if "description" in entry:
+        return rebuild(entry["description"])
+    if "pickle" in entry:
+        from tidymlflow._jobs import serialize
+
+        return serialize.loads(blob(entry["pickle"]))
+    return NotLogged("the unfitted workflow", entry.get("missing", "it could not be described"))
+
+
+def rebuild(description: dict[str, Any]) -> Any:
+    """An unfitted workflow from its JSON description, through the library's dataclasses."""
+    py_tune = importlib.import_module("py_tune")
+    spec_part = description["spec"]
+    spec_cls = _class(spec_part["class"])
+    args = {k: _describe.decode_value(v, py_tune.tune) for k, v in spec_part["args"].items()}
+    spec = spec_cls(**_known(spec_cls, {**{k: spec_part.get(k) for k in ("model_type", "engine", "mode",
+                                                                           "date_col")}, "args": args}))
+    wf_cls = _class(description["class"])
+    values = {"preprocessor": description["formula"], "spec": spec,
+              **{k: description.get(k) for k in ("case_weights", "model_name", "model_group_name")}}
+    return wf_cls(**_known(wf_cls, values))
+
+
+def _known(cls: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The values of the dataclass's own fields (a field this version lacks is left out when
+    unset, and an error when set)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    extra = sorted(k for k, v in values.items() if k not in names and v is not None)
+    if extra:
+        raise RestoreError(f"{cls.__qualname__} of this py-tidymodels has no field(s) {extra}")
+    return {k: v for k, v in values.items() if k in names}
+
+
+def _workflow_set_results(cls: Any, payload: dict[str, Any], table: Callable[[str | None], Any],
+                          blob: Callable[[str], bytes]) -> Any:
+    import pandas as pd
+
+    ws_cls = _class(payload["workflow_set_class"])
+    workflows = {wid: _workflow(entry, blob) for wid, entry in payload["workflows"]}
+    info = pd.DataFrame(payload["info"]["records"], columns=payload["info"]["columns"])
+    workflow_set = ws_cls(workflows=workflows, info=info)
+    tr_cls = _class(payload["tune_results_class"])
+    results = []
+    for entry in payload["entries"]:
+        tune_results = _tune_results(tr_cls, entry["tune_results"], table, workflows[entry["wflow_id"]])
+        if entry["metrics"] == "tune_results":
+            metrics = tune_results.collect_metrics()
+        elif entry["metrics"] == "tune_results+wflow_id":
+            metrics = tune_results.collect_metrics()
+            metrics["wflow_id"] = entry["wflow_id"]
+        else:
+            metrics = table(entry["metrics"])
+        results.append({"wflow_id": entry["wflow_id"], "tune_results": tune_results, "metrics": metrics})
+    return cls(results=results, workflow_set=workflow_set, metrics=_metric_set(payload.get("metrics")))
+
+
+def _metric_set(names: list[str] | None) -> Any:
+    """The metric set of these names from ``py_yardstick``, as ``metric_set(...)`` made it."""
+    if not names:
+        return None
+    py_yardstick = importlib.import_module("py_yardstick")
+    return py_yardstick.metric_set(*(getattr(py_yardstick, n) for n in names))

@@ -1,0 +1,235 @@
+"""load_results: a logged tuning or WorkflowSet comparison back as the library's own object, in a
+fresh interpreter with no autolog, answering exactly as the original did (equal DataFrames, equal
+selections) and finalizing to a workflow that fits like the original's."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import warnings
+
+import pandas as pd
+import pytest
+from helpers import python
+
+import tidymlflow
+from tidymlflow.results import NotLogged, RestoreError
+
+PARAM_INFO = {"penalty": {"range": (0.001, 1.0)}, "mixture": {"range": (0.0, 1.0)}}
+
+
+def _tuned():
+    from py_parsnip import linear_reg
+    from py_tune import tune
+    from py_workflows import workflow
+
+    return workflow().add_formula("y ~ x1 + x2").add_model(linear_reg(penalty=tune(), mixture=tune()))
+
+
+def _folds(train, v=4):
+    from py_rsample import vfold_cv
+
+    return vfold_cv(train, v=v, seed=3)
+
+
+#: What the fresh interpreter computes from the restored object, by name.
+ANSWERS = {
+    "tune": {
+        "collect_metrics": "r.collect_metrics()",
+        "collect_predictions": "r.collect_predictions()",
+        "show_best": "r.show_best('rmse', n=3, maximize=False)",
+        "select_best": "r.select_best('rmse', maximize=False)",
+        "one_std_err": "r.select_by_one_std_err('rmse', maximize=False)",
+        "grid": "r.grid",
+        "method": "r.method",
+    },
+    "set": {
+        "collect_metrics": "r.collect_metrics()",
+        "raw_metrics": "r.collect_metrics(summarize=False)",
+        "rank_results": "r.rank_results('rmse', n=10)",
+        "best_per_model": "r.rank_results('rmse', select_best=True)",
+        "info": "r.workflow_set.info",
+        "ids": "list(r.workflow_set.workflows)",
+    },
+}
+
+
+def _answers(obj, kind):
+    return {name: eval(expr, {"r": obj}) for name, expr in ANSWERS[kind].items()}
+
+
+def _restored(run_id, tracking_uri, kind, tmp_path, extra=""):
+    """The answers of the restored object, computed in a fresh interpreter without autolog."""
+    out = tmp_path / "answers.pkl"
+    code = f"""
+        import pickle, sys
+        import tidymlflow
+        r = tidymlflow.load_results({run_id!r}, tracking_uri={tracking_uri!r})
+        assert "py_tune" in sys.modules and not getattr(tidymlflow, "_autologged", False)
+        answers = {{name: eval(expr, {{"r": r}}) for name, expr in {ANSWERS[kind]!r}.items()}}
+        {extra}
+        pickle.dump((type(r).__module__, type(r).__qualname__, answers), open({str(out)!r}, "wb"))
+    """
+    done = python(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    return pickle.loads(out.read_bytes())
+
+
+def _assert_same(got, want):
+    assert set(got) == set(want)
+    for name, value in want.items():
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(got[name], value, check_exact=True, obj=name)
+        else:
+            assert got[name] == value, name
+
+
+def _tuners(train):
+    import py_tune
+    from py_tune import grid_regular
+
+    folds, grid = _folds(train), grid_regular(PARAM_INFO, levels=2)
+    return {
+        "fit_resamples": lambda: py_tune.fit_resamples(_tuned().spec and _fixed(), folds,
+                                                       control={"save_pred": True}),
+        "tune_grid": lambda: py_tune.tune_grid(_tuned(), folds, grid=grid),
+        "tune_bayes": lambda: py_tune.tune_bayes(_tuned(), folds, PARAM_INFO,
+                                                 control=py_tune.control_bayes(n_initial=3, n_iter=2,
+                                                                               save_workflow=True)),
+        "tune_sim_anneal": lambda: py_tune.tune_sim_anneal(_tuned(), folds, PARAM_INFO,
+                                                           control=py_tune.control_sim_anneal(
+                                                               max_iter=3, save_workflow=True)),
+        "tune_race_anova": lambda: py_tune.tune_race_anova(_tuned(), folds, grid=grid,
+                                                           control=py_tune.control_race(burn_in=3)),
+        "tune_race_win_loss": lambda: py_tune.tune_race_win_loss(_tuned(), folds, grid=grid,
+                                                                 control=py_tune.control_race(burn_in=3)),
+    }
+
+
+def _fixed():
+    from py_parsnip import linear_reg
+    from py_workflows import workflow
+
+    return workflow().add_formula("y ~ x1 + x2").add_model(linear_reg(penalty=0.1))
+
+
+@pytest.mark.parametrize("tuner", ["fit_resamples", "tune_grid", "tune_bayes", "tune_sim_anneal",
+                                   "tune_race_anova", "tune_race_win_loss"])
+def test_every_tuner_restores_in_a_fresh_interpreter(store, split, tracking_uri, tmp_path, tuner):
+    train, test = split
+    tidymlflow.autolog(log_plots=False, max_tuning_runs=2)  # a cut run still restores every candidate
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library's own convergence and racing notes
+        original = _tuners(train)[tuner]()
+    run_id = tidymlflow.run_id(original)
+    tidymlflow.autolog(disable=True)
+    finalize = ("import py_tune; best = r.select_best('rmse', maximize=False); "
+                "answers['final'] = py_tune.finalize_workflow(r.workflow, best).fit("
+                f"pickle.load(open({str(tmp_path / 'train.pkl')!r}, 'rb'))).predict("
+                f"pickle.load(open({str(tmp_path / 'test.pkl')!r}, 'rb')))")
+    train.to_pickle(tmp_path / "train.pkl")
+    test.to_pickle(tmp_path / "test.pkl")
+    module, name, got = _restored(run_id, tracking_uri, "tune", tmp_path, finalize)
+    assert (module, name) == (type(original).__module__, type(original).__qualname__)
+    import py_tune
+
+    want = _answers(original, "tune")
+    want["final"] = py_tune.finalize_workflow(original.workflow, want["select_best"]).fit(train).predict(test)
+    _assert_same(got, want)
+    if tuner != "fit_resamples":
+        assert original.grid[".config"].nunique() > 2  # more candidates than child runs
+
+
+def _workflow_set():
+    from py_parsnip import linear_reg
+    from py_workflowsets import WorkflowSet
+
+    return WorkflowSet.from_cross(["y ~ x1", "y ~ x1 + x2"], [linear_reg(), linear_reg(penalty=0.5)])
+
+
+@pytest.mark.parametrize("call", ["fit_resamples", "tune_grid"])
+def test_a_workflow_set_comparison_restores_in_a_fresh_interpreter(store, split, tracking_uri, tmp_path,
+                                                                   call):
+    from py_parsnip import linear_reg
+    from py_tune import grid_regular, tune
+    from py_workflowsets import WorkflowSet
+
+    train, _ = split
+    tidymlflow.autolog(log_plots=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if call == "fit_resamples":
+            original = _workflow_set().fit_resamples(_folds(train))
+        else:
+            ws = WorkflowSet.from_workflows([_tuned(), _tuned().__class__(
+                preprocessor="y ~ x1", spec=linear_reg(penalty=tune()))])
+            original = ws.tune_grid(_folds(train), grid=grid_regular(PARAM_INFO, levels=2))
+    run_id = tidymlflow.run_id(original)
+    tidymlflow.autolog(disable=True)
+    draw = ("answers['drawn'] = type(r.autoplot('rmse')).__name__ if hasattr(r, 'autoplot') else None; "
+            "answers['tune_ids'] = [e['tune_results'].method for e in r.results]")
+    _module, name, got = _restored(run_id, tracking_uri, "set", tmp_path, draw)
+    assert name == type(original).__qualname__
+    want = _answers(original, "set")
+    want["drawn"] = type(original.autoplot("rmse")).__name__ if hasattr(original, "autoplot") else None
+    want["tune_ids"] = [e["tune_results"].method for e in original.results]
+    _assert_same(got, want)
+
+
+def test_a_recipe_workflow_is_pickled_only_when_asked(store, split, tracking_uri):
+    tidymlflow.autolog(log_plots=False)  # before the import: the name is then the logged one
+    from py_parsnip import linear_reg
+    from py_recipes import all_numeric_predictors, recipe
+    from py_tune import finalize_workflow, fit_resamples
+    from py_workflows import workflow
+
+    train, test = split
+    frame = train.drop(columns=["date"])
+    wf = workflow().add_recipe(recipe().step_normalize(all_numeric_predictors())).add_model(linear_reg())
+    plain = fit_resamples(wf, _folds(frame))
+    tidymlflow.autolog(log_plots=False, pickle_workflows=True)
+    pickled = fit_resamples(wf, _folds(frame))
+    ids = tidymlflow.run_id(plain), tidymlflow.run_id(pickled)
+    tidymlflow.autolog(disable=True)
+
+    restored = tidymlflow.load_results(ids[0], tracking_uri=tracking_uri)
+    pd.testing.assert_frame_equal(restored.collect_metrics(), plain.collect_metrics(), check_exact=True)
+    assert isinstance(restored.workflow, NotLogged)
+    with pytest.raises(RestoreError, match=r"recipe.*pickle_workflows=True"):
+        finalize_workflow(restored.workflow, {}).fit(frame)
+    with pytest.raises(RestoreError, match="training data"):
+        len(restored.resamples)
+    names = {a.path for a in store.client.list_artifacts(ids[0], "restore")}
+    assert not any(n.endswith(".pkl") for n in names)  # nothing pickled unless asked
+
+    again = tidymlflow.load_results(ids[1], tracking_uri=tracking_uri)
+    unseen = test.drop(columns=["date"])
+    fitted = again.workflow.fit(frame).predict(unseen)
+    pd.testing.assert_frame_equal(fitted, wf.fit(frame).predict(unseen), check_exact=True)
+
+
+def test_runs_that_cannot_be_restored_say_why(store, split, tracking_uri, tmp_path):
+    tidymlflow.autolog(log_plots=False)
+    from py_tune import fit_resamples
+
+    train, _ = split
+    fit = _fixed().fit(train)
+    results = fit_resamples(_fixed(), _folds(train))
+    ids = tidymlflow.run_id(fit), tidymlflow.run_id(results)
+    tidymlflow.autolog(disable=True)
+    with pytest.raises(RestoreError, match="holds no restore.json"):
+        tidymlflow.load_results(ids[0], tracking_uri=tracking_uri)
+    local = store.client.download_artifacts(ids[1], "restore.json", str(tmp_path))
+    with open(local, encoding="utf-8") as fh:
+        payload = json.load(fh)
+    assert payload["class"].endswith("TuneResults") and payload["format"] == 1
+    store.client.log_dict(ids[1], {**payload, "format": 99, "tidymlflow_version": "9.0"}, "restore.json")
+    with pytest.raises(RestoreError, match=r"tidymlflow 9\.0 \(restore format 99\).*this tidymlflow"):
+        tidymlflow.load_results(ids[1], tracking_uri=tracking_uri)
+    spec = payload["workflow"]["description"]["spec"]
+    broken = {**payload, "py_tidymodels_version": "0.0.1",
+              "workflow": {"description": {**payload["workflow"]["description"],
+                                           "spec": {**spec, "class": "py_parsnip.NoSuchSpec"}}}}
+    store.client.log_dict(ids[1], broken, "restore.json")
+    with pytest.raises(RestoreError, match=r"py-tidymodels 0\.0\.1.*restoring it with py-tidymodels"):
+        tidymlflow.load_results(ids[1], tracking_uri=tracking_uri)
