@@ -54,8 +54,37 @@ ANSWERS = {
 }
 
 
+ANSWERS["nested"] = {
+    "by_group": "r.collect_metrics(by_group=True, split='all')",
+    "overall": "r.collect_metrics(by_group=False, split='all')",
+    "rank_train": "r.rank_results('rmse', split='train')",
+    "rank_test": "r.rank_results('rmse', split='test')",
+    "best": "r.extract_best_workflow('rmse', split='train')",
+    "best_by_group": "r.extract_best_workflow('rmse', split='train', by_group=True)",
+    "outputs": "r.extract_outputs()",
+    "group_col": "r.group_col",
+}
+ANSWERS["global"] = {"metrics": "r.collect_metrics()", "raw": "r.collect_metrics(summarize=False)"}
+ANSWERS["group_resamples"] = {
+    "by_group": "r.collect_metrics(by_group=True)",
+    "overall": "r.collect_metrics(by_group=False)",
+    "raw": "r.collect_metrics(by_group=True, summarize=False)",
+    "rank": "r.rank_results('rmse', by_group=False)",
+    "rank_by_group": "r.rank_results('rmse', by_group=True)",
+    "group_col": "r.group_col",
+}
+
+
+def _answer(obj, expr):
+    """What an expression gives, or the error it raises (the restored object must raise alike)."""
+    try:
+        return eval(expr, {"r": obj})
+    except Exception as exc:  # noqa: BLE001 - compared with the original's
+        return ("raised", type(exc).__name__, str(exc))
+
+
 def _answers(obj, kind):
-    return {name: eval(expr, {"r": obj}) for name, expr in ANSWERS[kind].items()}
+    return {name: _answer(obj, expr) for name, expr in ANSWERS[kind].items()}
 
 
 def _restored(run_id, tracking_uri, kind, tmp_path, extra=""):
@@ -66,7 +95,12 @@ def _restored(run_id, tracking_uri, kind, tmp_path, extra=""):
         import tidymlflow
         r = tidymlflow.load_results({run_id!r}, tracking_uri={tracking_uri!r})
         assert "py_tune" in sys.modules and not getattr(tidymlflow, "_autologged", False)
-        answers = {{name: eval(expr, {{"r": r}}) for name, expr in {ANSWERS[kind]!r}.items()}}
+        def answer(expr):
+            try:
+                return eval(expr, {{"r": r}})
+            except Exception as exc:
+                return ("raised", type(exc).__name__, str(exc))
+        answers = {{name: answer(expr) for name, expr in {ANSWERS[kind]!r}.items()}}
         {extra}
         pickle.dump((type(r).__module__, type(r).__qualname__, answers), open({str(out)!r}, "wb"))
     """
@@ -78,7 +112,11 @@ def _restored(run_id, tracking_uri, kind, tmp_path, extra=""):
 def _assert_same(got, want):
     assert set(got) == set(want)
     for name, value in want.items():
-        if isinstance(value, pd.DataFrame):
+        if isinstance(value, tuple) and all(isinstance(v, pd.DataFrame) for v in value):
+            assert isinstance(got[name], tuple) and len(got[name]) == len(value), name
+            for g, w in zip(got[name], value):
+                pd.testing.assert_frame_equal(g, w, check_exact=True, obj=name)
+        elif isinstance(value, pd.DataFrame):
             pd.testing.assert_frame_equal(got[name], value, check_exact=True, obj=name)
         else:
             assert got[name] == value, name
@@ -233,3 +271,48 @@ def test_runs_that_cannot_be_restored_say_why(store, split, tracking_uri, tmp_pa
     store.client.log_dict(ids[1], broken, "restore.json")
     with pytest.raises(RestoreError, match=r"py-tidymodels 0\.0\.1.*restoring it with py-tidymodels"):
         tidymlflow.load_results(ids[1], tracking_uri=tracking_uri)
+
+
+@pytest.mark.parametrize("call", ["fit_nested", "fit_nested+evaluate", "fit_global", "fit_nested_resamples",
+                                  "fit_global_resamples"])
+def test_grouped_workflow_set_results_restore_in_a_fresh_interpreter(store, data, tracking_uri, tmp_path,
+                                                                     call):
+    """Every other WorkflowSet entry point that returns a results object; its fitted objects are
+    not logged and say what to log instead, everything else answers as on the original."""
+    from py_rsample import time_series_nested_cv
+
+    tidymlflow.autolog(log_plots=False)
+    ws = _workflow_set()
+    flat = data.drop(columns=["date"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if call.startswith("fit_nested") and call != "fit_nested_resamples":
+            original = ws.fit_nested(flat.groupby("store").head(30).reset_index(drop=True), group_col="store")
+            if call == "fit_nested+evaluate":
+                original.evaluate(flat.groupby("store").tail(10).reset_index(drop=True))
+            kind = "nested"
+        elif call == "fit_global":
+            original, kind = ws.fit_global(flat, group_col="store"), "global"
+        else:
+            cvs = time_series_nested_cv(data, group_col="store", date_column="date", initial=20, assess=5,
+                                        skip=5)
+            original = (ws.fit_nested_resamples(cvs, group_col="store") if call == "fit_nested_resamples"
+                        else ws.fit_global_resamples(data, cvs, group_col="store"))
+            kind = "group_resamples"
+    tidymlflow.flush()
+    parent = next(r for r in store.runs() if "mlflow.parentRunId" not in r.data.tags)
+    tidymlflow.autolog(disable=True)
+    fitted = "nested_fit" if kind == "nested" else "fit" if kind == "global" else None
+    check = ""
+    if fitted:
+        check = (f"f = r.results[0][{fitted!r}]\n        "
+                 "try:\n            f.predict\n        except Exception as exc:\n"
+                 "            answers['fit'] = (type(exc).__name__, 'log_models=True' in str(exc))")
+    _module, name, got = _restored(parent.info.run_id, tracking_uri, kind, tmp_path, check)
+    assert name == type(original).__qualname__
+    want = _answers(original, kind)
+    if fitted:
+        want["fit"] = ("RestoreError", True)
+    _assert_same(got, want)
+    answered = [k for k, v in want.items() if not (isinstance(v, tuple) and isinstance(v[0], str))]
+    assert len(answered) >= 2, want  # real answers were compared, not only errors

@@ -77,17 +77,30 @@ def load_results(run_id: str, *, client: Any = None, tracking_uri: str | None = 
             payload = json.load(fh)
         _check_format(run_id, payload)
 
-        def table(relative: str | None) -> Any:
-            if relative is None:
+        def table(ref: str | dict[str, Any] | None) -> Any:
+            if ref is None:
                 return None
+            relative = ref if isinstance(ref, str) else ref["path"]
             folder = tempfile.mkdtemp(dir=tmp)
-            return readback._read_table(readback._download(client, run, relative, folder), relative)
+            frame = readback._read_table(readback._download(client, run, relative, folder), relative)
+            for column, values in ([] if isinstance(ref, str) else ref.get("mixed", [])):
+                frame[column] = _object_column(values, frame.index)
+            return frame
 
         def blob(relative: str) -> bytes:
             with open(readback._download(client, run, relative, tempfile.mkdtemp(dir=tmp)), "rb") as fh:
                 return fh.read()
 
         return _versioned(run_id, payload, lambda: _build(payload, table, blob))
+
+
+def _object_column(values: list[Any], index: Any) -> Any:
+    """A column of mixed values (numbers and text) as the library had it: dtype object."""
+    import pandas as pd
+
+    column = pd.Series([None] * len(values), index=index, dtype=object)
+    column[:] = values
+    return column
 
 
 def _check_format(run_id: str, payload: Any) -> None:
@@ -114,7 +127,7 @@ def _versioned(run_id: str, payload: dict[str, Any], build: Callable[[], Any]) -
                            f"{type(exc).__name__}: {exc}") from exc
 
 
-def _build(payload: dict[str, Any], table: Callable[[str | None], Any], blob: Callable[[str], bytes]) -> Any:
+def _build(payload: dict[str, Any], table: Callable[[Any], Any], blob: Callable[[str], bytes]) -> Any:
     cls = _class(payload["class"])
     if "entries" in payload:
         return _workflow_set_results(cls, payload, table, blob)
@@ -129,7 +142,7 @@ def _class(path: str) -> Any:
     return obj
 
 
-def _tune_results(cls: Any, part: dict[str, Any], table: Callable[[str | None], Any], workflow: Any) -> Any:
+def _tune_results(cls: Any, part: dict[str, Any], table: Callable[[Any], Any], workflow: Any) -> Any:
     import pandas as pd
 
     frames = {k: table(v) for k, v in part["tables"].items()}
@@ -178,27 +191,52 @@ def _known(cls: Any, values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in names}
 
 
-def _workflow_set_results(cls: Any, payload: dict[str, Any], table: Callable[[str | None], Any],
+def _workflow_set_results(cls: Any, payload: dict[str, Any], table: Callable[[Any], Any],
                           blob: Callable[[str], bytes]) -> Any:
+    """A WorkflowSet call's results: its set, its entries key by key, its other fields."""
     import pandas as pd
 
     ws_cls = _class(payload["workflow_set_class"])
     workflows = {wid: _workflow(entry, blob) for wid, entry in payload["workflows"]}
     info = pd.DataFrame(payload["info"]["records"], columns=payload["info"]["columns"])
     workflow_set = ws_cls(workflows=workflows, info=info)
-    tr_cls = _class(payload["tune_results_class"])
-    results = []
-    for entry in payload["entries"]:
-        tune_results = _tune_results(tr_cls, entry["tune_results"], table, workflows[entry["wflow_id"]])
-        if entry["metrics"] == "tune_results":
-            metrics = tune_results.collect_metrics()
-        elif entry["metrics"] == "tune_results+wflow_id":
-            metrics = tune_results.collect_metrics()
-            metrics["wflow_id"] = entry["wflow_id"]
+    results = [_entry(entry, table, workflows) for entry in payload["entries"]]
+    fields = {name: _field(name, part) for name, part in payload["fields"].items()}
+    return cls(results=results, workflow_set=workflow_set, **fields)
+
+
+def _entry(parts: list[list[Any]], table: Callable[[Any], Any],
+           workflows: dict[str, Any]) -> dict[str, Any]:
+    """One result entry, key by key (see ``tidymlflow._log.restore._entry``)."""
+    scalars = {key: part["value"] for key, part in parts if "value" in part}
+    entry: dict[str, Any] = {}
+    for key, part in parts:
+        if "tune_results" in part:
+            wid = scalars.get("wflow_id")
+            tr = part["tune_results"]
+            entry[key] = _tune_results(_class(tr["class"]), tr, table, workflows.get(wid) if wid else None)
+        elif "metrics_of" in part:
+            made = entry[part["metrics_of"]].collect_metrics()
+            for column, source in part["add"].items():
+                made[column] = scalars[source]
+            entry[key] = made
+        elif "frame" in part:
+            entry[key] = table(part["frame"])
+        elif "value" in part:
+            entry[key] = part["value"]
         else:
-            metrics = table(entry["metrics"])
-        results.append({"wflow_id": entry["wflow_id"], "tune_results": tune_results, "metrics": metrics})
-    return cls(results=results, workflow_set=workflow_set, metrics=_metric_set(payload.get("metrics")))
+            entry[key] = NotLogged(part["not_logged"], "fitted objects are not part of a restore (refit the "
+                                 "workflow from results.workflow_set, or log fits as models with "
+                                 "autolog(log_models=True) and load them with tidymlflow.models.load_model)")
+    return entry
+
+
+def _field(name: str, part: dict[str, Any]) -> Any:
+    if "value" in part:
+        return part["value"]
+    if "metric_set" in part:
+        return _metric_set(part["metric_set"])
+    return NotLogged(f"the results' {name}", part["not_logged"])
 
 
 def _metric_set(names: list[str] | None) -> Any:

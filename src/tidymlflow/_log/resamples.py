@@ -76,8 +76,8 @@ def _restorable(call: Call, writer: Recorder, workflow: Any, results: Any, metri
 
 
 def log_restorable_set(call: Call, parent: Recorder, results: Any) -> None:
-    """What ``load_results`` needs to rebuild a WorkflowSet's ``fit_resamples`` / ``tune_grid``
-    results from the comparison's parent."""
+    """What ``load_results`` needs to rebuild a WorkflowSet call's results from the comparison's
+    parent (every WorkflowSet entry point that returns a results object)."""
     restore.workflow_set_results(call, parent, results)
 
 

@@ -9,6 +9,7 @@ is missing, and the restored object names what to log."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,16 +27,32 @@ RESTORE = "restore.json"
 FOLDER = "restore"
 
 
-def _exact(writer: Recorder, frame: Any, logged: str | None, name: str) -> str | None:
-    """The artifact holding ``frame`` exactly: the table logged at ``logged`` when a default index
-    is all it would lose, else a copy with its index under ``restore/``."""
+def _exact(writer: Recorder, frame: Any, logged: str | None, name: str) -> str | dict[str, Any] | None:
+    """Where ``frame`` is held exactly: the table logged at ``logged`` when a default index is
+    all it would lose, else a copy with its index under ``restore/``. Object columns that mix
+    types (``stats["value"]``: numbers and text) are stored as text in parquet, so their values
+    also go into ``restore.json``, where JSON keeps numbers and text apart."""
     if not isinstance(frame, pd.DataFrame):
         return None
-    if logged is not None and frame.index.equals(pd.RangeIndex(len(frame))):
+    mixed = [c for c in frame.columns if frame[c].dtype == object and not _all_text(frame[c])]
+    if logged is not None and not mixed and frame.index.equals(pd.RangeIndex(len(frame))):
         return logged
     relative = f"{FOLDER}/{name}.parquet"
     writer.log_frame(frame, relative)
-    return relative
+    if not mixed:
+        return relative
+    return {"path": relative, "mixed": [[str(c), [_plain(v) for v in frame[c]]] for c in mixed]}
+
+
+def _all_text(column: pd.Series) -> bool:
+    return all(isinstance(v, str) for v in column if v is not None)
+
+
+def _plain(value: Any) -> Any:
+    """One cell as JSON keeps it (numpy scalars as Python's; other objects as their text)."""
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        value = value.item()
+    return value if value is None or isinstance(value, (str, bool, int, float)) else str(value)
 
 
 def workflow(call: Call, writer: Recorder, unfitted: Any, name: str) -> dict[str, Any]:
@@ -62,7 +79,8 @@ def tune_results(call: Call, writer: Recorder, results: Any, unfitted: Any, logg
     prefix = f"{name}/" if name else ""
     tables = {part: _exact(writer, getattr(results, part, None), logged.get(part), f"{prefix}{part}")
               for part in ("metrics", "grid", "predictions")}
-    parts: dict[str, Any] = {"method": str(getattr(results, "method", "grid")), "tables": tables}
+    parts: dict[str, Any] = {"class": qualname(results), "method": str(getattr(results, "method", "grid")),
+                             "tables": tables}
     if not in_set:
         parts["workflow"] = workflow(call, writer, unfitted, f"{prefix}workflow")
     return parts
@@ -76,39 +94,83 @@ def own_workflow(results: Any, called: Any) -> Any:
 
 
 def workflow_set_results(call: Call, writer: Recorder, results: Any) -> None:
-    """``restore.json`` of a ``WorkflowSetResults`` of ``fit_resamples`` / ``tune_grid``: every
-    workflow of the set (described, or pickled when asked), its info table, and per result its
-    ``TuneResults``; an entry's ``metrics`` is named by how the library made it from them."""
+    """``restore.json`` of a WorkflowSet call's results (``WorkflowSetResults``,
+    ``WorkflowSetNestedResults``, ``WorkflowSetNestedResamples``): every workflow of the set
+    (described, or pickled when asked), its info table, the results' other fields, and each
+    result entry key by key (see :func:`_entry`)."""
     ws = results.workflow_set
     info = ws.info
-    entries = []
-    for i, entry in enumerate(results.results):
-        tuned = entry["tune_results"]
-        name = f"entries/{i}"
-        entries.append({"wflow_id": entry["wflow_id"],
-                        "tune_results": tune_results(call, writer, tuned, None, {}, name, in_set=True),
-                        "metrics": _entry_metrics(writer, entry, tuned.metrics, f"{name}/entry_metrics")})
-    tuned_class = qualname(results.results[0]["tune_results"]) if results.results else "py_tune.TuneResults"
+    fields = {f.name: _field(getattr(results, f.name)) for f in dataclasses.fields(results)
+              if f.name not in ("results", "workflow_set")}
     log(writer, qualname(results), {
-        "workflow_set_class": qualname(ws), "tune_results_class": tuned_class,
+        "workflow_set_class": qualname(ws),
         "workflows": [[wid, workflow(call, writer, ws.workflows[wid], f"workflows/{i}")]
                       for i, wid in enumerate(ws.workflows)],
         "info": {"columns": [str(c) for c in info.columns], "records": info.to_dict("records")},
-        "metrics": metric_names(results.metrics), "entries": entries})
+        "fields": fields,
+        "entries": [_entry(call, writer, entry, f"entries/{i}") for i, entry in enumerate(results.results)]})
 
 
-def _entry_metrics(writer: Recorder, entry: Mapping[str, Any], base: Any, name: str) -> str | None:
-    """How an entry's ``metrics`` frame came from its ``TuneResults`` (``"tune_results"``, or
-    with a ``wflow_id`` column), else the artifact holding an exact copy."""
-    frame = entry.get("metrics")
-    if isinstance(frame, pd.DataFrame) and isinstance(base, pd.DataFrame):
-        if frame.equals(base) and list(frame.columns) == list(base.columns):
-            return "tune_results"
-        same_ids = "wflow_id" in frame.columns and (frame["wflow_id"] == entry["wflow_id"]).all()
-        if same_ids and list(frame.columns) == [*base.columns, "wflow_id"] \
-                and frame.drop(columns="wflow_id").equals(base):
-            return "tune_results+wflow_id"
-    return _exact(writer, frame, None, name)
+def _field(value: Any) -> dict[str, Any]:
+    """A scalar field of a results object (``group_col``, the metric set)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return {"value": value}
+    names = metric_names(value)
+    if names is not None:
+        return {"metric_set": names}
+    return {"not_logged": f"the results' {type(value).__name__}"}
+
+
+def _is_tune_results(value: Any) -> bool:
+    return all(hasattr(value, a) for a in ("metrics", "grid", "method", "predictions"))
+
+
+def _entry(call: Call, writer: Recorder, entry: Mapping[str, Any], name: str) -> list[list[Any]]:
+    """One result entry, key by key in its order: a ``TuneResults`` as its parts; a frame made
+    from the entry's ``TuneResults`` (its metrics plus the entry's id columns) by that recipe;
+    any other frame as an exact copy; a plain value as itself; a fitted object as not logged."""
+    tuned = {k: v for k, v in entry.items() if _is_tune_results(v)}
+    scalars = {k: v for k, v in entry.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    encoded: list[list[Any]] = []
+    for key, value in entry.items():
+        where = f"{name}/{key}"
+        if key in tuned:
+            parts = tune_results(call, writer, value, None, {}, where, in_set=True)
+            part: dict[str, Any] = {"tune_results": parts}
+        elif isinstance(value, pd.DataFrame):
+            part = _derived(value, tuned, scalars) or {"frame": _exact(writer, value, None, where)}
+        elif key in scalars:
+            part = {"value": value}
+        else:
+            part = {"not_logged": f"{key!r} of {entry.get('wflow_id')!r} (a {type(value).__name__})"}
+        encoded.append([key, part])
+    return encoded
+
+
+def _derived(frame: pd.DataFrame, tuned: Mapping[str, Any],
+             scalars: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How ``frame`` was made from one of the entry's ``TuneResults``: its ``collect_metrics()``
+    with columns that repeat one of the entry's values (``wflow_id``, ``group``) added; checked
+    by making it so."""
+    for key, results in tuned.items():
+        base = results.metrics
+        width = len(base.columns) if isinstance(base, pd.DataFrame) else -1
+        if width < 0 or list(frame.columns[:width]) != list(base.columns):
+            continue
+        added: dict[str, str] = {}
+        for column in frame.columns[width:]:
+            source = next((k for k, v in scalars.items()
+                           if v is not None and (frame[column] == v).all()), None)
+            if source is None:
+                break
+            added[str(column)] = source
+        else:
+            made = results.collect_metrics() if hasattr(results, "collect_metrics") else base.copy()
+            for column, source in added.items():
+                made[column] = scalars[source]
+            if made.equals(frame) and list(made.columns) == list(frame.columns):
+                return {"metrics_of": key, "add": added}
+    return None
 
 
 def log(writer: Recorder, result_class: str, body: Mapping[str, Any]) -> None:

@@ -251,6 +251,7 @@ def _log_nested_set(call: Call, parent: Recorder, results: Any) -> None:
     parent.log_params({"group_col": group_col, "n_groups": len({g for v in per_wf.values() for g in v})})
     _nested_tables(call, parent, results, metric, "train")
     _nested_plots(call, parent, results, per_wf, summaries, metric, "train", order[0] if order else None)
+    resampling.log_restorable_set(call, parent, results)
     registry.register(results, LoggedRun(parent.handle, children=children, groups=groups, metric=metric))
 
 
@@ -336,6 +337,7 @@ def _nested_evaluate(call: Call) -> Generator[None, Any, None]:
     comparison.best_metrics(parent, order, {w: _mean_metrics(s) for w, s in summaries.items()}, step=step)
     _nested_tables(call, parent, results, metric, "test")
     _nested_plots(call, parent, results, per_wf, summaries, metric, "test", order[0] if order else None)
+    resampling.log_restorable_set(call, parent, results)  # the evaluated results, as load_results gives them
 
 
 # -- fit_global ------------------------------------------------------------------------------------
@@ -359,6 +361,7 @@ def _global(call: Call) -> Generator[None, Any, None]:
     _table(call, parent, "metrics", results.collect_metrics)
     _comparison(call, parent, ws, {w: (s.get(f"train_{metric}"), float("nan")) for w, s in scores.items()},
                 metric, stability=False)
+    resampling.log_restorable_set(call, parent, results)
 
 
 # -- fit_nested_resamples / fit_global_resamples -----------------------------------------------------
@@ -397,6 +400,7 @@ def _log_group_resamples(call: Call, parent: Recorder, results: Any, resamples: 
     table = pd.DataFrame([{"group": g, "wflow_id": w, "value": rs.mean_std(frame, metric)[0]}
                           for w, groups in by_wf.items() for g, frame in groups.items()])
     log_plot(call, parent, "per_group_heatmap", table, metric)
+    resampling.log_restorable_set(call, parent, results)
 
 
 _CALLS: dict[str, Handler] = {
