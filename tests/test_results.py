@@ -63,6 +63,7 @@ ANSWERS["nested"] = {
     "best_by_group": "r.extract_best_workflow('rmse', split='train', by_group=True)",
     "outputs": "r.extract_outputs()",
     "group_col": "r.group_col",
+    "drawn": "type(r.autoplot('rmse', split='train')).__name__ if hasattr(r, 'autoplot') else None",
 }
 ANSWERS["global"] = {"metrics": "r.collect_metrics()", "raw": "r.collect_metrics(summarize=False)"}
 ANSWERS["group_resamples"] = {
@@ -71,7 +72,9 @@ ANSWERS["group_resamples"] = {
     "raw": "r.collect_metrics(by_group=True, summarize=False)",
     "rank": "r.rank_results('rmse', by_group=False)",
     "rank_by_group": "r.rank_results('rmse', by_group=True)",
+    "best": "r.extract_best_workflow('rmse') if hasattr(r, 'extract_best_workflow') else None",
     "group_col": "r.group_col",
+    "drawn": "type(r.autoplot('rmse')).__name__ if hasattr(r, 'autoplot') else None",
 }
 
 
