@@ -201,18 +201,26 @@ class Hall:
             since = self.idle_since
         if since is None or time.monotonic() - since < self.idle or self.busy():
             return False
+        return self._unless_waiting(self._close)
+
+    def _close(self) -> None:
+        if upkeep.file_identity(self.path) == self.identity:  # not a writer that replaced this one
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        self.listener.close()
+        with self.ready:
+            self.closed = True
+            self.ready.notify_all()
+
+    def _unless_waiting(self, stop: Callable[[], None]) -> bool:
+        """Under the writers' lock (no script finds this writer meanwhile): admit a script that
+        is already waiting in the backlog, else ``stop()`` accepting. True when stopped."""
         with _daemon.locked(self.lock):
             self.listener.setblocking(False)
             try:
                 conn, _ = self.listener.accept()
             except BlockingIOError:
-                if upkeep.file_identity(self.path) == self.identity:  # not a writer that replaced this one
-                    with contextlib.suppress(OSError):
-                        os.unlink(self.path)
-                self.listener.close()
-                with self.ready:
-                    self.closed = True
-                    self.ready.notify_all()
+                stop()
                 return True
             self.listener.settimeout(min(1.0, max(0.05, self.idle / 4)))
         self._admit(conn)
@@ -230,18 +238,12 @@ class Hall:
             return False
         if os.path.basename(self.path) != _daemon.key() + ".sock":
             return False
-        with _daemon.locked(self.lock):
-            self.listener.setblocking(False)
-            try:
-                conn, _ = self.listener.accept()
-            except BlockingIOError:
-                with self.ready:
-                    self.resting = True
-                    self.ready.notify_all()
-                return True
-            self.listener.settimeout(min(1.0, max(0.05, self.idle / 4)))
-        self._admit(conn)
-        return False
+        return self._unless_waiting(self._to_rest)
+
+    def _to_rest(self) -> None:
+        with self.ready:
+            self.resting = True
+            self.ready.notify_all()
 
     def rest(self, scheduler: Scheduler) -> None:
         """Let go of everything loaded (MLflow, its store, some 250 MB): the writer starts again,
