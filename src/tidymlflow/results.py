@@ -71,8 +71,10 @@ def load_results(run_id: str, *, client: Any = None, tracking_uri: str | None = 
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="tidymlflow-restore-") as tmp:
         if not readback._has(client, run, RESTORE):
+            logged = run.data.tags.get("tidymlflow.version", "unknown")
             raise RestoreError(f"run {run_id} holds no {RESTORE}: it is not the parent run of a tuning or "
-                               "WorkflowSet comparison logged by tidymlflow 0.2 or newer")
+                               f"WorkflowSet comparison, or it was logged by a tidymlflow without "
+                               f"load_results (this run: tidymlflow {logged}; this is {__version__})")
         with open(readback._download(client, run, RESTORE, tmp), encoding="utf-8") as fh:
             payload = json.load(fh)
         _check_format(run_id, payload)
