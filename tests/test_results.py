@@ -179,6 +179,15 @@ def test_every_tuner_restores_in_a_fresh_interpreter(store, split, tracking_uri,
     _assert_same(got, want)
     if tuner != "fit_resamples":
         assert original.grid[".config"].nunique() > 2  # more candidates than child runs
+    local = store.client.download_artifacts(run_id, "restore.json", str(tmp_path / "payload"))
+    with open(local, encoding="utf-8") as fh:
+        payload = json.load(fh)
+    assert payload["method"] == original.method
+    control = {"fit_resamples": ("save_pred", True), "tune_bayes": ("n_initial", 3),
+               "tune_sim_anneal": ("max_iter", 3), "tune_race_anova": ("burn_in", 3),
+               "tune_race_win_loss": ("burn_in", 3)}.get(tuner)
+    if control:  # the tuning's settings are on record
+        assert payload["control"][control[0]] == control[1]
 
 
 def _workflow_set():
@@ -264,6 +273,7 @@ def test_runs_that_cannot_be_restored_say_why(store, split, tracking_uri, tmp_pa
     with open(local, encoding="utf-8") as fh:
         payload = json.load(fh)
     assert payload["class"].endswith("TuneResults") and payload["format"] == 1
+    assert payload["method"] == "grid" and payload["control"] == {}
     store.client.log_dict(ids[1], {**payload, "format": 99, "tidymlflow_version": "9.0"}, "restore.json")
     with pytest.raises(RestoreError, match=r"tidymlflow 9\.0 \(restore format 99\).*this tidymlflow"):
         tidymlflow.load_results(ids[1], tracking_uri=tracking_uri)

@@ -72,7 +72,7 @@ def _restorable(call: Call, writer: Recorder, workflow: Any, results: Any, metri
     """``restore.json`` of a ``TuneResults`` (tables already logged named), for ``load_results``."""
     parts = restore.tune_results(call, writer, results, restore.own_workflow(results, workflow),
                                  {"metrics": metrics, "grid": grid, "predictions": predictions})
-    restore.log(writer, restore.qualname(results), parts)
+    restore.log(writer, restore.qualname(results), {**parts, "control": restore.settings(call)})
 
 
 def log_restorable_set(call: Call, parent: Recorder, results: Any) -> None:

@@ -173,6 +173,17 @@ def _derived(frame: pd.DataFrame, tuned: Mapping[str, Any],
     return None
 
 
+def settings(call: Call) -> dict[str, Any]:
+    """The call's ``control`` settings (a dict or a control dataclass), plain values only: what
+    the tuning was asked to do, for the record (a result object does not keep them)."""
+    control = call.argument("control")
+    if dataclasses.is_dataclass(control) and not isinstance(control, type):
+        control = dataclasses.asdict(control)
+    if not isinstance(control, Mapping):
+        return {}
+    return {str(k): v for k, v in control.items() if v is None or isinstance(v, (str, bool, int, float))}
+
+
 def log(writer: Recorder, result_class: str, body: Mapping[str, Any]) -> None:
     """``restore.json``: the versions it was written by, the result's class, and ``body``."""
     writer.log_dict({"format": describe.FORMAT, "class": result_class, "tidymlflow_version": __version__,
