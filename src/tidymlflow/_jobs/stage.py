@@ -75,6 +75,11 @@ def write_parquet(frame: Any, path: str, index: bool = False) -> None:
     otherwise refuses."""
     if not all(isinstance(c, str) for c in frame.columns):
         frame = frame.rename(columns=str)
+    mixed = [c for c in frame.columns if frame[c].dtype == object and _mixes_text(frame[c])]
+    if mixed:  # pyarrow refuses these: text at once, not after a failed try (the library's stats)
+        frame = frame.copy()
+        for col in mixed:
+            frame[col] = frame[col].map(_as_text)
     try:
         frame.to_parquet(path, index=index)
     except Exception:
@@ -82,6 +87,12 @@ def write_parquet(frame: Any, path: str, index: bool = False) -> None:
         for col in [c for c in frame.columns if frame[c].dtype == object]:
             frame[col] = frame[col].map(_as_text)
         frame.to_parquet(path, index=index)
+
+
+def _mixes_text(column: Any) -> bool:
+    """Text beside other values (numbers) in one object column."""
+    present = (v for v in column if v is not None and not (isinstance(v, float) and math.isnan(v)))
+    return len({isinstance(v, str) for v in present}) == 2
 
 
 def _as_text(value: Any) -> Any:
