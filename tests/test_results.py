@@ -90,39 +90,46 @@ def _answers(obj, kind):
     return {name: _answer(obj, expr) for name, expr in ANSWERS[kind].items()}
 
 
-def _restored(run_id, tracking_uri, kind, tmp_path, extra=""):
-    """The answers of the restored object, computed in a fresh interpreter without autolog."""
+def _restored(cases, tracking_uri, tmp_path):
+    """``{label: (run_id, kind, extra)}`` -> ``{label: (module, class, answers)}``: each run
+    restored and answered in one fresh interpreter without autolog; ``extra`` is code run with
+    ``r`` (the restored object) and ``answers`` (add to it)."""
     out = tmp_path / "answers.pkl"
+    plan = {label: (run_id, ANSWERS[kind], extra) for label, (run_id, kind, extra) in cases.items()}
     code = f"""
         import pickle, sys
         import tidymlflow
-        r = tidymlflow.load_results({run_id!r}, tracking_uri={tracking_uri!r})
-        assert "py_tune" in sys.modules and not getattr(tidymlflow, "_autologged", False)
-        def answer(expr):
+        assert not getattr(tidymlflow, "_autologged", False)
+        def answer(r, expr):
             try:
                 return eval(expr, {{"r": r}})
             except Exception as exc:
                 return ("raised", type(exc).__name__, str(exc))
-        answers = {{name: answer(expr) for name, expr in {ANSWERS[kind]!r}.items()}}
-        {extra}
-        pickle.dump((type(r).__module__, type(r).__qualname__, answers), open({str(out)!r}, "wb"))
+        found = {{}}
+        for label, (run_id, exprs, extra) in {plan!r}.items():
+            r = tidymlflow.load_results(run_id, tracking_uri={tracking_uri!r})
+            answers = {{name: answer(r, expr) for name, expr in exprs.items()}}
+            exec(extra, {{"r": r, "answers": answers, "pickle": pickle}})
+            found[label] = (type(r).__module__, type(r).__qualname__, answers)
+        pickle.dump(found, open({str(out)!r}, "wb"))
     """
     done = python(code, tmp_path)
     assert done.returncode == 0, done.stderr
     return pickle.loads(out.read_bytes())
 
 
-def _assert_same(got, want):
-    assert set(got) == set(want)
+def _assert_same(got, want, label=""):
+    assert set(got) == set(want), label
     for name, value in want.items():
+        where = f"{label}: {name}"
         if isinstance(value, tuple) and all(isinstance(v, pd.DataFrame) for v in value):
-            assert isinstance(got[name], tuple) and len(got[name]) == len(value), name
+            assert isinstance(got[name], tuple) and len(got[name]) == len(value), where
             for g, w in zip(got[name], value):
-                pd.testing.assert_frame_equal(g, w, check_exact=True, obj=name)
+                pd.testing.assert_frame_equal(g, w, check_exact=True, obj=where)
         elif isinstance(value, pd.DataFrame):
-            pd.testing.assert_frame_equal(got[name], value, check_exact=True, obj=name)
+            pd.testing.assert_frame_equal(got[name], value, check_exact=True, obj=where)
         else:
-            assert got[name] == value, name
+            assert got[name] == value, where
 
 
 def _tuners(train):
@@ -154,40 +161,50 @@ def _fixed():
     return workflow().add_formula("y ~ x1 + x2").add_model(linear_reg(penalty=0.1))
 
 
-@pytest.mark.parametrize("tuner", ["fit_resamples", "tune_grid", "tune_bayes", "tune_sim_anneal",
-                                   "tune_race_anova", "tune_race_win_loss"])
-def test_every_tuner_restores_in_a_fresh_interpreter(store, split, tracking_uri, tmp_path, tuner):
+#: The settings each tuner's restore.json keeps on record (see _tuners).
+CONTROL = {"fit_resamples": ("save_pred", True), "tune_bayes": ("n_initial", 3),
+           "tune_sim_anneal": ("max_iter", 3), "tune_race_anova": ("burn_in", 3),
+           "tune_race_win_loss": ("burn_in", 3)}
+
+
+def test_every_tuner_restores_in_a_fresh_interpreter(store, split, tracking_uri, tmp_path):
+    """fit_resamples and the five tuners, each cut to 2 child runs (a cut run still restores every
+    candidate): the restored TuneResults answers as the original, and its finalized workflow fits
+    like the original's."""
+    import py_tune
+
     train, test = split
-    tidymlflow.autolog(log_plots=False, max_tuning_runs=2)  # a cut run still restores every candidate
+    tidymlflow.autolog(log_plots=False, max_tuning_runs=2)
+    originals = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the library's own convergence and racing notes
-        original = _tuners(train)[tuner]()
-    run_id = tidymlflow.run_id(original)
+        for tuner, call in _tuners(train).items():
+            originals[tuner] = call()
+    ids = {tuner: tidymlflow.run_id(results) for tuner, results in originals.items()}
     tidymlflow.autolog(disable=True)
+    train.to_pickle(tmp_path / "train.pkl")
+    test.to_pickle(tmp_path / "test.pkl")
     finalize = ("import py_tune; best = r.select_best('rmse', maximize=False); "
                 "answers['final'] = py_tune.finalize_workflow(r.workflow, best).fit("
                 f"pickle.load(open({str(tmp_path / 'train.pkl')!r}, 'rb'))).predict("
                 f"pickle.load(open({str(tmp_path / 'test.pkl')!r}, 'rb')))")
-    train.to_pickle(tmp_path / "train.pkl")
-    test.to_pickle(tmp_path / "test.pkl")
-    module, name, got = _restored(run_id, tracking_uri, "tune", tmp_path, finalize)
-    assert (module, name) == (type(original).__module__, type(original).__qualname__)
-    import py_tune
-
-    want = _answers(original, "tune")
-    want["final"] = py_tune.finalize_workflow(original.workflow, want["select_best"]).fit(train).predict(test)
-    _assert_same(got, want)
-    if tuner != "fit_resamples":
-        assert original.grid[".config"].nunique() > 2  # more candidates than child runs
-    local = store.client.download_artifacts(run_id, "restore.json", str(tmp_path / "payload"))
-    with open(local, encoding="utf-8") as fh:
-        payload = json.load(fh)
-    assert payload["method"] == original.method
-    control = {"fit_resamples": ("save_pred", True), "tune_bayes": ("n_initial", 3),
-               "tune_sim_anneal": ("max_iter", 3), "tune_race_anova": ("burn_in", 3),
-               "tune_race_win_loss": ("burn_in", 3)}.get(tuner)
-    if control:  # the tuning's settings are on record
-        assert payload["control"][control[0]] == control[1]
+    restored = _restored({t: (ids[t], "tune", finalize) for t in originals}, tracking_uri, tmp_path)
+    for tuner, original in originals.items():
+        module, name, got = restored[tuner]
+        assert (module, name) == (type(original).__module__, type(original).__qualname__), tuner
+        want = _answers(original, "tune")
+        final = py_tune.finalize_workflow(original.workflow, want["select_best"])
+        want["final"] = final.fit(train).predict(test)
+        _assert_same(got, want, tuner)
+        if tuner != "fit_resamples":
+            assert original.grid[".config"].nunique() > 2, tuner  # more candidates than child runs
+        local = store.client.download_artifacts(ids[tuner], "restore.json", str(tmp_path / tuner))
+        with open(local, encoding="utf-8") as fh:
+            payload = json.load(fh)
+        assert payload["method"] == original.method, tuner
+        if tuner in CONTROL:  # the tuning's settings are on record
+            key, value = CONTROL[tuner]
+            assert payload["control"][key] == value, tuner
 
 
 def _workflow_set():
@@ -197,9 +214,9 @@ def _workflow_set():
     return WorkflowSet.from_cross(["y ~ x1", "y ~ x1 + x2"], [linear_reg(), linear_reg(penalty=0.5)])
 
 
-@pytest.mark.parametrize("call", ["fit_resamples", "tune_grid"])
-def test_a_workflow_set_comparison_restores_in_a_fresh_interpreter(store, split, tracking_uri, tmp_path,
-                                                                   call):
+def test_a_workflow_set_comparison_restores_in_a_fresh_interpreter(store, split, tracking_uri, tmp_path):
+    """WorkflowSet.fit_resamples and tune_grid: the restored WorkflowSetResults answers as the
+    original (autoplot draws where the library has one)."""
     from py_parsnip import linear_reg
     from py_tune import grid_regular, tune
     from py_workflowsets import WorkflowSet
@@ -208,22 +225,22 @@ def test_a_workflow_set_comparison_restores_in_a_fresh_interpreter(store, split,
     tidymlflow.autolog(log_plots=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if call == "fit_resamples":
-            original = _workflow_set().fit_resamples(_folds(train))
-        else:
-            ws = WorkflowSet.from_workflows([_tuned(), _tuned().__class__(
-                preprocessor="y ~ x1", spec=linear_reg(penalty=tune()))])
-            original = ws.tune_grid(_folds(train), grid=grid_regular(PARAM_INFO, levels=2))
-    run_id = tidymlflow.run_id(original)
+        ws = WorkflowSet.from_workflows([_tuned(), _tuned().__class__(preprocessor="y ~ x1",
+                                                                       spec=linear_reg(penalty=tune()))])
+        originals = {"fit_resamples": _workflow_set().fit_resamples(_folds(train)),
+                     "tune_grid": ws.tune_grid(_folds(train), grid=grid_regular(PARAM_INFO, levels=2))}
+    ids = {call: tidymlflow.run_id(results) for call, results in originals.items()}
     tidymlflow.autolog(disable=True)
     draw = ("answers['drawn'] = type(r.autoplot('rmse')).__name__ if hasattr(r, 'autoplot') else None; "
             "answers['tune_ids'] = [e['tune_results'].method for e in r.results]")
-    _module, name, got = _restored(run_id, tracking_uri, "set", tmp_path, draw)
-    assert name == type(original).__qualname__
-    want = _answers(original, "set")
-    want["drawn"] = type(original.autoplot("rmse")).__name__ if hasattr(original, "autoplot") else None
-    want["tune_ids"] = [e["tune_results"].method for e in original.results]
-    _assert_same(got, want)
+    restored = _restored({c: (ids[c], "set", draw) for c in originals}, tracking_uri, tmp_path)
+    for call, original in originals.items():
+        _module, name, got = restored[call]
+        assert name == type(original).__qualname__, call
+        want = _answers(original, "set")
+        want["drawn"] = type(original.autoplot("rmse")).__name__ if hasattr(original, "autoplot") else None
+        want["tune_ids"] = [e["tune_results"].method for e in original.results]
+        _assert_same(got, want, call)
 
 
 def test_a_recipe_workflow_is_pickled_only_when_asked(store, split, tracking_uri):
@@ -286,46 +303,55 @@ def test_runs_that_cannot_be_restored_say_why(store, split, tracking_uri, tmp_pa
         tidymlflow.load_results(ids[1], tracking_uri=tracking_uri)
 
 
-@pytest.mark.parametrize("call", ["fit_nested", "fit_nested+evaluate", "fit_global", "fit_nested_resamples",
-                                  "fit_global_resamples"])
-def test_grouped_workflow_set_results_restore_in_a_fresh_interpreter(store, data, tracking_uri, tmp_path,
-                                                                     call):
-    """Every other WorkflowSet entry point that returns a results object; its fitted objects are
-    not logged and say what to log instead, everything else answers as on the original."""
+def _grouped(ws, data, call):
+    """One grouped WorkflowSet call's results and the kind of its answers."""
     from py_rsample import time_series_nested_cv
 
-    tidymlflow.autolog(log_plots=False)
-    ws = _workflow_set()
     flat = data.drop(columns=["date"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if call.startswith("fit_nested") and call != "fit_nested_resamples":
-            original = ws.fit_nested(flat.groupby("store").head(30).reset_index(drop=True), group_col="store")
-            if call == "fit_nested+evaluate":
-                original.evaluate(flat.groupby("store").tail(10).reset_index(drop=True))
-            kind = "nested"
-        elif call == "fit_global":
-            original, kind = ws.fit_global(flat, group_col="store"), "global"
-        else:
-            cvs = time_series_nested_cv(data, group_col="store", date_column="date", initial=20, assess=5,
-                                        skip=5)
-            original = (ws.fit_nested_resamples(cvs, group_col="store") if call == "fit_nested_resamples"
-                        else ws.fit_global_resamples(data, cvs, group_col="store"))
-            kind = "group_resamples"
-    tidymlflow.flush()
-    parent = next(r for r in store.runs() if "mlflow.parentRunId" not in r.data.tags)
+    if call in ("fit_nested", "fit_nested+evaluate"):
+        results = ws.fit_nested(flat.groupby("store").head(30).reset_index(drop=True), group_col="store")
+        if call == "fit_nested+evaluate":
+            results.evaluate(flat.groupby("store").tail(10).reset_index(drop=True))
+        return results, "nested"
+    if call == "fit_global":
+        return ws.fit_global(flat, group_col="store"), "global"
+    cvs = time_series_nested_cv(data, group_col="store", date_column="date", initial=20, assess=5, skip=5)
+    if call == "fit_nested_resamples":
+        return ws.fit_nested_resamples(cvs, group_col="store"), "group_resamples"
+    return ws.fit_global_resamples(data, cvs, group_col="store"), "group_resamples"
+
+
+#: Code the fresh interpreter runs on a restored result whose entries hold a fitted object.
+FITTED = ("f = r.results[0][{key!r}]\n"
+          "try:\n    f.predict\nexcept Exception as exc:\n"
+          "    answers['fit'] = (type(exc).__name__, 'log_models=True' in str(exc))")
+
+
+def test_grouped_workflow_set_results_restore_in_a_fresh_interpreter(store, data, tracking_uri, tmp_path):
+    """Every other WorkflowSet entry point that returns a results object (fit_nested with and
+    without its evaluate, fit_global, fit_nested_resamples, fit_global_resamples): its fitted
+    objects are not logged and say what to log instead; everything else answers as the original."""
+    tidymlflow.autolog(log_plots=False)
+    originals, ids = {}, {}
+    for call in ("fit_nested", "fit_nested+evaluate", "fit_global", "fit_nested_resamples",
+                 "fit_global_resamples"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            originals[call] = _grouped(_workflow_set(), data, call)
+        tidymlflow.flush()
+        ids[call] = next(r.info.run_id for r in store.runs() if "mlflow.parentRunId" not in r.data.tags
+                         and r.info.run_id not in ids.values())
     tidymlflow.autolog(disable=True)
-    fitted = "nested_fit" if kind == "nested" else "fit" if kind == "global" else None
-    check = ""
-    if fitted:
-        check = (f"f = r.results[0][{fitted!r}]\n        "
-                 "try:\n            f.predict\n        except Exception as exc:\n"
-                 "            answers['fit'] = (type(exc).__name__, 'log_models=True' in str(exc))")
-    _module, name, got = _restored(parent.info.run_id, tracking_uri, kind, tmp_path, check)
-    assert name == type(original).__qualname__
-    want = _answers(original, kind)
-    if fitted:
-        want["fit"] = ("RestoreError", True)
-    _assert_same(got, want)
-    answered = [k for k, v in want.items() if not (isinstance(v, tuple) and isinstance(v[0], str))]
-    assert len(answered) >= 2, want  # real answers were compared, not only errors
+    fitted = {"nested": "nested_fit", "global": "fit"}
+    cases = {call: (ids[call], kind, FITTED.format(key=fitted[kind]) if kind in fitted else "")
+             for call, (_, kind) in originals.items()}
+    restored = _restored(cases, tracking_uri, tmp_path)
+    for call, (original, kind) in originals.items():
+        _module, name, got = restored[call]
+        assert name == type(original).__qualname__, call
+        want = _answers(original, kind)
+        if kind in fitted:
+            want["fit"] = ("RestoreError", True)
+        _assert_same(got, want, call)
+        answered = [k for k, v in want.items() if not (isinstance(v, tuple) and isinstance(v[0], str))]
+        assert len(answered) >= 2, (call, want)  # real answers were compared, not only errors
