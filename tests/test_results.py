@@ -269,7 +269,10 @@ def test_a_recipe_workflow_is_pickled_only_when_asked(store, split, tracking_uri
     names = {a.path for a in store.client.list_artifacts(ids[0], "restore")}
     assert not any(n.endswith(".pkl") for n in names)  # nothing pickled unless asked
 
-    again = tidymlflow.load_results(ids[1], tracking_uri=tracking_uri)
+    held = tidymlflow.load_results(ids[1], tracking_uri=tracking_uri)  # a pickle is loaded only when asked
+    with pytest.raises(RestoreError, match=r"unpickle=True.*only for runs you trust"):
+        held.workflow.fit(frame)
+    again = tidymlflow.load_results(ids[1], tracking_uri=tracking_uri, unpickle=True)
     unseen = test.drop(columns=["date"])
     fitted = again.workflow.fit(frame).predict(unseen)
     pd.testing.assert_frame_equal(fitted, wf.fit(frame).predict(unseen), check_exact=True)
@@ -301,6 +304,38 @@ def test_runs_that_cannot_be_restored_say_why(store, split, tracking_uri, tmp_pa
     store.client.log_dict(ids[1], broken, "restore.json")
     with pytest.raises(RestoreError, match=r"py-tidymodels 0\.0\.1.*restoring it with py-tidymodels"):
         tidymlflow.load_results(ids[1], tracking_uri=tracking_uri)
+
+
+def test_a_hostile_restore_json_is_refused_before_anything_is_imported_or_read(store, split, tracking_uri,
+                                                                              tmp_path):
+    """A run is input from outside: restore.json may name py-tidymodels classes and the run's own
+    files only; anything else is refused with the name it gave, nothing imported or read."""
+    import sys
+
+    tidymlflow.autolog(log_plots=False)
+    from py_tune import fit_resamples
+
+    run_id = tidymlflow.run_id(fit_resamples(_fixed(), _folds(split[0])))
+    tidymlflow.autolog(disable=True)
+    local = store.client.download_artifacts(run_id, "restore.json", str(tmp_path))
+    with open(local, encoding="utf-8") as fh:
+        payload = json.load(fh)
+    (tmp_path / "secret.txt").write_text("not for a run")
+    hostile = {
+        "a module outside py-tidymodels": ({**payload, "class": "antigravity.fly"}, "antigravity"),
+        "a function, not a class": ({**payload, "class": "py_tune.tune_grid"}, None),
+        "a file outside the run": ({**payload, "tables": {**payload["tables"],
+                                                           "metrics": "../../../secret.txt"}}, None),
+        "an absolute path": ({**payload, "tables": {**payload["tables"],
+                                                     "grid": str(tmp_path / "secret.txt")}}, None),
+        "not an object": ([1, 2], None),
+    }
+    for what, (body, module) in hostile.items():
+        store.client.log_dict(run_id, body, "restore.json")
+        with pytest.raises(RestoreError, match="refused|not a JSON object|not a py-tidymodels"):
+            tidymlflow.load_results(run_id, tracking_uri=tracking_uri)
+        if module:
+            assert module not in sys.modules, what
 
 
 def _grouped(ws, data, call):

@@ -133,12 +133,14 @@ def run_id(obj: object, timeout: float | None = 60.0) -> str | None:
     return writer.run_id(logged.handle, timeout)
 
 
-def load_results(run_id: str, *, client: Any = None, tracking_uri: str | None = None) -> Any:
+def load_results(run_id: str, *, client: Any = None, tracking_uri: str | None = None,
+                 unpickle: bool = False) -> Any:
     """The results object of a logged tuning or WorkflowSet comparison, rebuilt from its parent
-    run ``run_id`` without fitting anything (see :func:`tidymlflow.results.load_results`)."""
+    run ``run_id`` without fitting anything (see :func:`tidymlflow.results.load_results`;
+    ``unpickle=True`` loads workflows logged with ``pickle_workflows=True``)."""
     from tidymlflow.results import load_results as _load
 
-    return _load(run_id, client=client, tracking_uri=tracking_uri)
+    return _load(run_id, client=client, tracking_uri=tracking_uri, unpickle=unpickle)
 
 
 def __getattr__(name: str) -> types.ModuleType:

@@ -25,6 +25,10 @@ from tidymlflow.errors import TidyMLflowError
 
 #: The run artifact :func:`load_results` reads (``tidymlflow._log.restore.RESTORE``).
 RESTORE = "restore.json"
+#: The packages whose classes a restore.json may name (a run is input from outside: a class
+#: anywhere else is refused, never imported).
+LIBRARY = frozenset({"py_tune", "py_workflows", "py_workflowsets", "py_parsnip", "py_recipes", "py_rsample",
+                     "py_yardstick", "py_hardhat"})
 
 
 class RestoreError(TidyMLflowError):
@@ -59,12 +63,17 @@ class NotLogged:
         return f"<not logged: {self._what}>"
 
 
-def load_results(run_id: str, *, client: Any = None, tracking_uri: str | None = None) -> Any:
-    """The results object a tuning (``fit_resamples`` or a tuner) or a WorkflowSet comparison
-    (``fit_resamples``, ``tune_grid``, ``workflow_map``) returned, rebuilt from run ``run_id``
-    (its parent run). ``client`` / ``tracking_uri``: where to read (default: MLflow's current
-    tracking URI). Raises :class:`RestoreError` for a run that holds no restorable result, or
-    one written by a newer tidymlflow, naming both versions."""
+def load_results(run_id: str, *, client: Any = None, tracking_uri: str | None = None,
+                 unpickle: bool = False) -> Any:
+    """The results object a tuning (``fit_resamples`` or a tuner) or a WorkflowSet call returned,
+    rebuilt from run ``run_id`` (its parent run). ``client`` / ``tracking_uri``: where to read
+    (default: MLflow's current tracking URI). ``unpickle``: load workflows logged with
+    ``pickle_workflows=True`` (unpickling runs code the run holds: only for runs you trust).
+
+    The run is input from outside and checked: its ``restore.json`` may name classes of
+    py-tidymodels only, and files inside the run only. Raises :class:`RestoreError` for a run
+    that holds no restorable result, fails those checks, or was written by a newer tidymlflow
+    (naming both versions)."""
     from tidymlflow import readback
 
     client = readback._client(client, tracking_uri, "load_results")
@@ -82,18 +91,29 @@ def load_results(run_id: str, *, client: Any = None, tracking_uri: str | None = 
         def table(ref: str | dict[str, Any] | None) -> Any:
             if ref is None:
                 return None
-            relative = ref if isinstance(ref, str) else ref["path"]
+            relative = _inside(ref if isinstance(ref, str) else ref["path"])
             folder = tempfile.mkdtemp(dir=tmp)
             frame = readback._read_table(readback._download(client, run, relative, folder), relative)
             for column, values in ([] if isinstance(ref, str) else ref.get("mixed", [])):
                 frame[column] = _object_column(values, frame.index)
             return frame
 
-        def blob(relative: str) -> bytes:
-            with open(readback._download(client, run, relative, tempfile.mkdtemp(dir=tmp)), "rb") as fh:
+        def blob(relative: str) -> bytes | None:
+            if not unpickle:
+                return None
+            local = readback._download(client, run, _inside(relative), tempfile.mkdtemp(dir=tmp))
+            with open(local, "rb") as fh:
                 return fh.read()
 
         return _versioned(run_id, payload, lambda: _build(payload, table, blob))
+
+
+def _inside(relative: Any) -> str:
+    """An artifact path of the run itself: relative, without ``..``."""
+    if not isinstance(relative, str) or not relative or relative.startswith(("/", "\\")) \
+            or ".." in relative.replace("\\", "/").split("/"):
+        raise RestoreError(f"restore.json names {relative!r}, not a file of the run: refused")
+    return str(relative)
 
 
 def _object_column(values: list[Any], index: Any) -> Any:
@@ -106,7 +126,9 @@ def _object_column(values: list[Any], index: Any) -> Any:
 
 
 def _check_format(run_id: str, payload: Any) -> None:
-    version = payload.get("format") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        raise RestoreError(f"run {run_id}: {RESTORE} is not a JSON object")
+    version = payload.get("format")
     if not isinstance(version, int) or version > _describe.FORMAT:
         raise RestoreError(f"run {run_id} was logged by tidymlflow {payload.get('tidymlflow_version')} "
                            f"(restore format {version}); this tidymlflow {__version__} reads format "
@@ -129,18 +151,23 @@ def _versioned(run_id: str, payload: dict[str, Any], build: Callable[[], Any]) -
                            f"{type(exc).__name__}: {exc}") from exc
 
 
-def _build(payload: dict[str, Any], table: Callable[[Any], Any], blob: Callable[[str], bytes]) -> Any:
+def _build(payload: dict[str, Any], table: Callable[[Any], Any], blob: Callable[[str], bytes | None]) -> Any:
     cls = _class(payload["class"])
     if "entries" in payload:
         return _workflow_set_results(cls, payload, table, blob)
     return _tune_results(cls, payload, table, _workflow(payload["workflow"], blob))
 
 
-def _class(path: str) -> Any:
-    module, _, name = path.rpartition(".")
+def _class(path: Any) -> Any:
+    """A dataclass of py-tidymodels named by ``path``; anything else is refused unimported."""
+    module, _, name = path.rpartition(".") if isinstance(path, str) else ("", "", "")
+    if module.partition(".")[0] not in LIBRARY or not name:
+        raise RestoreError(f"restore.json names {path!r}, not a class of py-tidymodels: refused")
     obj: Any = importlib.import_module(module)
     for part in name.split("."):
         obj = getattr(obj, part)
+    if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):
+        raise RestoreError(f"restore.json names {path!r}, not a py-tidymodels results or workflow class")
     return obj
 
 
@@ -157,15 +184,20 @@ def _tune_results(cls: Any, part: dict[str, Any], table: Callable[[Any], Any], w
                method=part["method"])
 
 
-def _workflow(entry: dict[str, Any], blob: Callable[[str], bytes]) -> Any:
+def _workflow(entry: dict[str, Any], blob: Callable[[str], bytes | None]) -> Any:
     if entry.get("none"):
         return None  # the results held none (tune_bayes without save_workflow)
     if "description" in entry:
         return rebuild(entry["description"])
     if "pickle" in entry:
+        data = blob(entry["pickle"])
+        if data is None:
+            return NotLogged("the unfitted workflow", "it was pickled (pickle_workflows=True); "
+                             "load_results(..., unpickle=True) loads it (unpickling runs code the run "
+                             "holds: only for runs you trust)")
         from tidymlflow._jobs import serialize
 
-        return serialize.loads(blob(entry["pickle"]))
+        return serialize.loads(data)
     return NotLogged("the unfitted workflow", entry.get("missing", "it could not be described"))
 
 
@@ -194,7 +226,7 @@ def _known(cls: Any, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _workflow_set_results(cls: Any, payload: dict[str, Any], table: Callable[[Any], Any],
-                          blob: Callable[[str], bytes]) -> Any:
+                          blob: Callable[[str], bytes | None]) -> Any:
     """A WorkflowSet call's results: its set, its entries key by key, its other fields."""
     import pandas as pd
 
@@ -246,4 +278,6 @@ def _metric_set(names: list[str] | None) -> Any:
     if not names:
         return None
     py_yardstick = importlib.import_module("py_yardstick")
+    if not all(isinstance(n, str) and n.isidentifier() and not n.startswith("_") for n in names):
+        raise RestoreError(f"restore.json names metrics {names!r}: refused")
     return py_yardstick.metric_set(*(getattr(py_yardstick, n) for n in names))
