@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import socket
 import struct
@@ -237,6 +238,7 @@ class Hall:
         if not ready or since is None or now - since < self.rest_after or self.idle - (now - since) <= QUIET:
             return False
         if os.path.basename(self.path) != _daemon.key() + ".sock":
+            self.rest_after = math.inf  # upgraded since it started: it leaves at its idle time instead
             return False
         return self._unless_waiting(self._to_rest)
 
