@@ -274,7 +274,7 @@ def test_an_idle_writer_rests_lean_and_wakes_for_the_next_script(tmp_path, env):
     from tidymlflow._writer.server import QUIET
 
     # it rests after TIDYMLFLOW_WRITER_REST s (default 120) with more than QUIET s of its idle time left
-    env = {**env, "TIDYMLFLOW_WRITER_IDLE": "120", "TIDYMLFLOW_WRITER_REST": str(QUIET)}
+    env = {**env, "TIDYMLFLOW_WRITER_IDLE": "120", "TIDYMLFLOW_WRITER_REST": "3"}
     uri = f"sqlite:///{tmp_path / 'a.db'}"
     pid = _writer_pid(_run(tmp_path, env, uri).stdout)
     assert _children(pid)  # drawing processes while scripts come

@@ -113,7 +113,8 @@ class Hall:
                     self.idle_since = self.idle_since or time.monotonic()
                     if self.served and self.idle > 0:  # a script has come and gone, and the
                         self._warm_plotter()              # writer stays for the next one
-                quiet = QUIET if not scheduler.orphans else 0.0  # jobs of ended scripts wait
+                # jobs of ended scripts wait; a writer set to rest sooner than QUIET gets quiet sooner
+                quiet = min(QUIET, max(self.rest_after, 1.0)) if not scheduler.orphans else 0.0
                 if not self.ready.wait_for(
                         lambda: bool(self.inbox or scheduler.outcomes) or self.closed or self.resting,
                         quiet) and quiet:
