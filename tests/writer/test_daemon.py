@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import math
 import os
 import signal
 import stat
@@ -362,3 +363,34 @@ def test_the_writer_leaves_modelling_and_plotting_libraries_to_its_helpers(tmp_p
     model = mlflow.pyfunc.load_model(local)
     assert model.metadata.flavors["tidymlflow"]["kind"] == "WorkflowFit"
     assert (model.metadata.run_id, model.metadata.model_id) == (run.info.run_id, model_id)
+
+
+def test_a_writer_whose_files_vanished_still_leaves_when_idle(tmp_path, monkeypatch):
+    """A writer started from a virtual environment that is then deleted (a CI job's, say) cannot
+    read its code's files any more: it must not rest then, and it must still leave at its idle
+    time (once, the failed check killed the thread that leaves and the writer stayed for good)."""
+    import socket as _socket
+    import threading
+
+    from tidymlflow._writer import rendezvous, server
+
+    def vanished() -> str:
+        gone = tmp_path / ".venv" / "mlflow" / "__init__.py"
+        raise FileNotFoundError(2, "No such file or directory", str(gone))
+
+    monkeypatch.setattr(rendezvous, "key", vanished)
+    path, lock = str(tmp_path / "w.sock"), str(tmp_path / "writers.lock")
+    listener = _socket.socket(_socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen()
+    hall = server.Hall(listener, path, lock, idle=100.0, plotter=None)
+    hall.rest_after, hall.may_rest = 0.0, True  # it would rest at once, if its files were there
+    hall.idle_since = time.monotonic() - 1.0
+    accepting = threading.Thread(target=hall._accept)
+    accepting.start()
+    time.sleep(2.5)  # it has looked at its files (every second) and found them gone
+    assert accepting.is_alive() and not hall.resting and hall.rest_after == math.inf
+    hall.idle = 0.5  # its idle time is up
+    accepting.join(timeout=30)
+    assert not accepting.is_alive() and hall.closed and not hall.resting  # it left, it did not rest
+    assert not os.path.exists(path)

@@ -177,8 +177,11 @@ class Hall:
             try:
                 conn, _ = self.listener.accept()
             except TimeoutError:
-                if self._leave() or self._stop_for_rest():
-                    return
+                try:
+                    if self._leave() or self._stop_for_rest():
+                        return
+                except Exception as exc:  # never the end of accepting (nor of leaving when idle)
+                    _log(f"idle check failed: {type(exc).__name__}: {exc}")
                 continue
             except OSError:
                 return
@@ -238,8 +241,12 @@ class Hall:
         now = time.monotonic()
         if not ready or since is None or now - since < self.rest_after or self.idle - (now - since) <= QUIET:
             return False
-        if os.path.basename(self.path) != _daemon.key() + ".sock":
-            self.rest_after = math.inf  # upgraded since it started: it leaves at its idle time instead
+        try:
+            same = os.path.basename(self.path) == _daemon.key() + ".sock"
+        except OSError:  # its files are gone (a deleted virtual environment): not this code any more
+            same = False
+        if not same:
+            self.rest_after = math.inf  # upgraded or removed since it started: it leaves at its idle time
             return False
         return self._unless_waiting(self._to_rest)
 
