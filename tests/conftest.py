@@ -33,6 +33,20 @@ if not REAL:
         p for p in (str(STANDIN), os.environ.get("PYTHONPATH")) if p)
 
 
+#: Test modules that log nothing through tidymlflow's writer (pure readers, plots, records, the
+#: model flavor, patch conformance, load_results' rebuilding): the in-process pass adds nothing.
+WRITER_FREE = ("read/test_readers.py", "read/test_restore.py", "plots/test_plots.py", "jobs/",
+               "models/test_models.py", "engine/test_conformance.py", "test_results.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    for item in items:
+        relative = Path(str(item.fspath)).relative_to(here).as_posix()
+        if any(relative == m or (m.endswith("/") and relative.startswith(m)) for m in WRITER_FREE):
+            item.add_marker(pytest.mark.writer_free)
+
+
 def pytest_report_header(config):
     which = "REAL py-tidymodels" if REAL else f"the py-tidymodels STAND-IN ({STANDIN})"
     return f"tidymlflow tests run against {which}"
