@@ -23,8 +23,7 @@ from tidymlflow._read import restore as _describe
 from tidymlflow._version import __version__
 from tidymlflow.errors import TidyMLflowError
 
-#: The run artifact :func:`load_results` reads (``tidymlflow._log.restore.RESTORE``).
-RESTORE = "restore.json"
+RESTORE = _describe.RESTORE
 #: The packages whose classes a restore.json may name (a run is input from outside: a class
 #: anywhere else is refused, never imported).
 LIBRARY = frozenset({"py_tune", "py_workflows", "py_workflowsets", "py_parsnip", "py_recipes", "py_rsample",

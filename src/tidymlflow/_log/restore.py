@@ -21,8 +21,8 @@ from tidymlflow._recording.recorder import Recorder
 from tidymlflow._recording.runs import py_tidymodels_version
 from tidymlflow._version import __version__
 
-#: The run artifact that says how to rebuild the call's result.
-RESTORE = "restore.json"
+RESTORE = describe.RESTORE
+qualname = describe.qualname
 #: Where frames that the run's tables do not hold as they are go.
 FOLDER = "restore"
 
@@ -188,10 +188,6 @@ def log(writer: Recorder, result_class: str, body: Mapping[str, Any]) -> None:
     """``restore.json``: the versions it was written by, the result's class, and ``body``."""
     writer.log_dict({"format": describe.FORMAT, "class": result_class, "tidymlflow_version": __version__,
                      "py_tidymodels_version": py_tidymodels_version(), **body}, RESTORE)
-
-
-def qualname(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def metric_names(metrics: Any) -> list[str] | None:

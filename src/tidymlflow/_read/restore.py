@@ -11,6 +11,9 @@ from typing import Any
 
 #: The version of the description; a newer one is refused with both versions named.
 FORMAT = 1
+#: The run artifact that says how to rebuild a call's result (written by ``tidymlflow._log.restore``,
+#: read by ``tidymlflow.results``).
+RESTORE = "restore.json"
 
 _SPEC_FIELDS = ("model_type", "engine", "mode", "date_col")
 _WORKFLOW_FIELDS = ("case_weights", "model_name", "model_group_name")
@@ -52,15 +55,16 @@ def describe(workflow: Any) -> dict[str, Any]:
         raise NotDescribable("it has post-processing")
     return {
         "format": FORMAT,
-        "class": _qualname(workflow),
+        "class": qualname(workflow),
         "formula": preprocessor,
         **{k: getattr(workflow, k, None) for k in _WORKFLOW_FIELDS},
-        "spec": {"class": _qualname(spec), **{k: getattr(spec, k, None) for k in _SPEC_FIELDS},
+        "spec": {"class": qualname(spec), **{k: getattr(spec, k, None) for k in _SPEC_FIELDS},
                  "args": {str(k): _value(str(k), v) for k, v in (getattr(spec, "args", None) or {}).items()}},
     }
 
 
-def _qualname(obj: Any) -> str:
+def qualname(obj: Any) -> str:
+    """The dotted path of ``obj``'s class (how restore.json names classes)."""
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
