@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_faults import SCRIPT, _left_behind, _writer_gone, _writer_pid
+from test_faults import SCRIPT, _left_behind, _stacks, _writer_gone, _writer_pid
 
 pytestmark = pytest.mark.writer_process
 
@@ -192,6 +192,10 @@ def test_the_writer_stays_while_a_script_is_connected(tmp_path, env):
     assert proc.stdout.readline().strip() == "fitted"
     time.sleep(3)
     os.kill(pid, 0)  # still there
+    # asked for its stacks (how a user sees what a writer waits for), it tells and goes on
+    stacks = _stacks(pid)
+    assert "in serve" in stacks and "in _accept" in stacks, stacks
+    os.kill(pid, 0)
     out, err = proc.communicate("go\n", timeout=180)
     assert proc.returncode == 0 and "done" in out, err
     _writer_gone(pid, timeout=30)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -99,7 +100,18 @@ def _writer_gone(pid: int, timeout: float = 120) -> None:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.2)
-    raise AssertionError(f"the writer {pid} is still running after {timeout} s")
+    raise AssertionError(f"the writer {pid} is still running after {timeout} s:\n{_stacks(pid)}")
+
+
+def _stacks(pid: int) -> str:
+    """The end of a writer's log after it was asked for its threads' stacks (SIGUSR1)."""
+    try:
+        log = os.readlink(f"/proc/{pid}/fd/2")
+        os.kill(pid, signal.SIGUSR1)
+        time.sleep(1.0)
+        return Path(log).read_text(errors="replace")[-20000:]
+    except OSError as exc:
+        return f"(no stacks: {exc})"
 
 
 def _writer_pid(out: str) -> int:

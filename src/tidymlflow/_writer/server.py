@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import math
 import os
+import signal
 import socket
 import struct
 import sys
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.dup2(2, 1)  # stray prints of libraries go to the log
     sys.stdout = sys.stderr
+    # `kill -USR1 <writer pid>` writes every thread's stack into writer.log: what a writer that
+    # does not leave is waiting for
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     listener = socket.socket(fileno=args.listen)
     # forked now, before the writer's own threads; a rested writer's come with the next script
     plotter = PlotPool.start(args.listen, processes=not args.rested)
