@@ -20,6 +20,7 @@ ends, and is removed then (read its tables inside the block).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,8 +65,13 @@ class CapturedJobs:
 
     # -- the writer's side (handover.Writer) ----------------------------------------------------------
     def submit(self, job: str, handles: Sequence[str], call: str) -> list[str]:
-        self.jobs.append((job, _journal.manifest(job)))
-        return []
+        """Keep the job's manifest, with what the writer would work out of a fit handed over
+        whole (its metrics, tags, tables and plots) added to its run; the errors of that part."""
+        manifest = _journal.manifest(job)
+        errors: list[str] = []
+        runs = tuple(_worked_out(job, rec, errors) for rec in manifest.runs)
+        self.jobs.append((job, dataclasses.replace(manifest, runs=runs)))
+        return errors
 
     def flush(self, timeout: float | None = None) -> bool:
         return True
@@ -84,6 +90,16 @@ class CapturedJobs:
 
     def close(self, timeout: float) -> None:
         return None
+
+
+def _worked_out(job: str, rec: RunRecord, errors: list[str]) -> RunRecord:
+    if rec.outputs is None:
+        return rec
+    from tidymlflow._log import derive
+
+    found, failed = derive.derive(job, rec.files, rec.outputs)
+    errors.extend(failed)
+    return rec.worked_out(found)
 
 
 @contextlib.contextmanager

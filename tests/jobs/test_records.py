@@ -49,16 +49,23 @@ def _rewrite(job: str, change) -> None:
 
 
 def test_a_committed_manifest_decodes_to_the_records_the_call_made(split, tmp_path, monkeypatch):
-    """Encode then decode gives equal typed records: the manifest on disk is the call's record."""
+    """Encode then decode gives equal typed records: the manifest on disk is the call's record
+    (``capture()`` adds what the writer works out of the fit handed over)."""
+    from tidymlflow._log import derive
+
     job, manifest = _one_job(split, tmp_path, monkeypatch)
     again = journal.manifest(job)
-    assert again == manifest
+    worked_out = [r.worked_out(derive.derive(job, r.files, r.outputs)[0]) if r.outputs else r
+                  for r in again.runs]
+    assert dataclasses.replace(again, runs=tuple(worked_out)) == manifest
     assert again.call == "Workflow.fit" and again.format == records.FORMAT
     run = again.runs[0]
     assert isinstance(run, records.RunRecord) and run.kind == "new"
     assert all(isinstance(m, tuple) and len(m) == 4 for m in run.metrics)
-    assert "tidymodels/stats.parquet" in run.tables and run.plots
-    assert records.load_manifest(job, journal.MANIFEST) == manifest
+    # the fit is handed over for the writer to work out its tables, metrics and plots
+    assert run.outputs is not None and run.outputs.kind == "fit" and run.outputs.file.endswith(".pkl")
+    assert run.outputs.plots == ("residual_diagnostics", "forecast", "decomposition")
+    assert records.load_manifest(job, journal.MANIFEST) == again
 
 
 @pytest.mark.parametrize(("change", "named"), [
@@ -67,6 +74,8 @@ def test_a_committed_manifest_decodes_to_the_records_the_call_made(split, tmp_pa
     (lambda d: d["runs"][0].update(params=5), "manifest.runs[0].params"),
     (lambda d: d["runs"][0]["metrics"].append(["k", "not a number", 1, 0]), "manifest.runs[0].metrics"),
     (lambda d: d["runs"][0].update(kind="evil"), "kind must be 'new' or 'existing'"),
+    (lambda d: d["runs"][0]["outputs"].update(kind="evil"), "outputs of kind 'evil'"),
+    (lambda d: d["runs"][0]["outputs"].update(plots="forecast"), "manifest.runs[0].outputs.plots"),
     (lambda d: d["target"].update(env=[1, 2]), "manifest.target.env"),
     (lambda d: d.update(format=99), "has format 99, this tidymlflow writes 1"),
 ])
@@ -80,7 +89,7 @@ def test_a_manifest_that_is_not_what_this_version_writes_is_refused_naming_the_f
         journal.manifest(job)
 
 
-@pytest.mark.parametrize("where", ["tables", "files", "dataset", "model", "plot"])
+@pytest.mark.parametrize("where", ["tables", "files", "dataset", "model", "outputs", "plot"])
 def test_a_manifest_naming_a_file_outside_its_job_is_refused(split, tmp_path, monkeypatch, where):
     """Every file a manifest names must lie inside its job folder (no /etc/passwd uploaded)."""
     job, _ = _one_job(split, tmp_path, monkeypatch)
@@ -96,8 +105,11 @@ def test_a_manifest_naming_a_file_outside_its_job_is_refused(split, tmp_path, mo
                                 "num_elements": 1, "columns": [], "string_columns": []}]
         elif where == "model":
             run["model"] = {"file": "../../secret.pkl", "registered_model_name": None}
+        elif where == "outputs":
+            run["outputs"]["file"] = "../../secret.pkl"
         else:
-            run["plots"][0]["args"] = [{"$frame": "/etc/passwd"}]
+            run["plots"] = [{"name": "forecast", "args": [{"$frame": "/etc/passwd"}], "kwargs": {},
+                             "plotly_js": "cdn"}]
 
     _rewrite(job, change)
     if where == "plot":  # a plot's inputs are read when it is drawn: the plot fails, alone

@@ -139,15 +139,25 @@ def commit(job: str, manifest: str) -> None:
     """Make everything in the job private (folders 0700, files 0600: staged frames are training
     data), then write the manifest (its text) last and atomically: from now on the job is complete
     on disk."""
-    for here, dirs, files in os.walk(job):
+    seal(job)
+    write_private(os.path.join(job, MANIFEST), manifest)
+
+
+def seal(folder: str) -> None:
+    """Everything in ``folder`` private: folders 0700, files 0600."""
+    for here, dirs, files in os.walk(folder):
         for name in dirs:
             os.chmod(os.path.join(here, name), 0o700)
         for name in files:
             os.chmod(os.path.join(here, name), 0o600)
-    tmp = os.path.join(job, MANIFEST + ".tmp")
+
+
+def write_private(path: str, text: str) -> None:
+    """A file only its owner can read, written whole and atomically (beside it first)."""
+    tmp = path + ".tmp"
     with _private_file(tmp) as fh:
-        fh.write(manifest)
-    os.replace(tmp, os.path.join(job, MANIFEST))
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def trusted(path: str) -> str | None:

@@ -83,6 +83,40 @@ class ModelRecord:
 
 
 @dataclass(frozen=True)
+class OutputsRecord:
+    """What a run gains from a fit's three tables, worked out by the writer's helper processes
+    from the fit pickled at the call (``file``), so that the library's ``extract_outputs()``
+    never runs in the user's process: ``kind`` ``fit`` (the training metrics and tags, the
+    tables, the fit's plots) or ``evaluate`` (``file`` holds (fit, test data): the test metrics
+    at ``step``, the tables, the forecast with intervals). ``time`` (ms) is the metrics'
+    timestamp, the call's; ``tables``: ``log_outputs``; ``plots``: the plots to draw."""
+
+    file: str
+    kind: str
+    step: int
+    time: int
+    tables: bool
+    plots: tuple[str, ...]
+    plotly_js: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fit", "evaluate"):
+            raise RecordError(f"outputs of kind {self.kind!r}: must be 'fit' or 'evaluate'")
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What a helper worked out of an :class:`OutputsRecord` (``outputs/<run folder>.json`` in
+    the job, so a job written again reuses it): metrics, tags and tables for the run (its plots
+    are drawn into the run's folder already), and the errors of what could not be worked out."""
+
+    metrics: tuple[Metric, ...]
+    set_tags: dict[str, Scalar]
+    tables: tuple[str, ...]
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """Everything one call records for one run. ``handle`` names the run until the writer has
     created it; ``kind`` is ``new`` (tidymlflow creates it) or ``existing`` (``run:<id>``, or a
@@ -106,6 +140,16 @@ class RunRecord:
     model: ModelRecord | None
     end_time: int | None
     status: str | None
+    #: the fit's tables and what follows from them, worked out by the writer (None: in the record)
+    outputs: OutputsRecord | None = None
+
+    def worked_out(self, found: RunRecord | Derived) -> RunRecord:
+        """This record with what was worked out of its fit's outputs (:class:`Derived`, or a
+        record of them with their plots yet to draw) added: nothing is left to work out."""
+        plots = found.plots if isinstance(found, RunRecord) else ()
+        return dataclasses.replace(self, metrics=self.metrics + found.metrics,
+                                   tables=self.tables + found.tables, plots=self.plots + plots,
+                                   set_tags={**self.set_tags, **found.set_tags}, outputs=None)
 
     def __post_init__(self) -> None:
         if self.kind not in ("new", "existing"):
@@ -128,7 +172,8 @@ class Manifest:
 
     def redraws(self) -> set[tuple[str, str]]:
         """(run handle, plot) pairs this job draws again into runs logged before it."""
-        return {(rec.handle, plot.name) for rec in self.runs if rec.kind == "existing" for plot in rec.plots}
+        return {(rec.handle, name) for rec in self.runs if rec.kind == "existing"
+                for name in (*(p.name for p in rec.plots), *(rec.outputs.plots if rec.outputs else ()))}
 
 
 @dataclass
@@ -261,9 +306,31 @@ def load_manifest(job: str, name: str) -> Manifest:
     manifest: Manifest = build(Manifest, data, "manifest")
     for rec in manifest.runs:
         for relative in (rec.files, *(f"{rec.files}/{t}" for t in rec.tables),
-                         *(d.file for d in rec.datasets), *((rec.model.file,) if rec.model else ())):
+                         *(d.file for d in rec.datasets), *((rec.model.file,) if rec.model else ()),
+                         *((rec.outputs.file,) if rec.outputs else ())):
             inside(job, relative)
     return manifest
+
+
+def derived_path(job: str, files: str) -> str:
+    """Where a run's :class:`Derived` is kept in its job (beside its files, never among them)."""
+    return inside(job, f"outputs/{files}.json")
+
+
+def dump_derived(derived: Derived) -> str:
+    """``outputs/<run folder>.json``'s text."""
+    return json.dumps(dataclasses.asdict(derived))
+
+
+def load_derived(path: str) -> Derived:
+    """A run's derived outputs, checked (it is a file of the journal)."""
+    with open(path, encoding="utf-8") as fh:
+        try:
+            data = json.load(fh)
+        except ValueError as exc:
+            raise RecordError(f"{path} is not JSON ({exc})") from None
+    derived: Derived = build(Derived, data, "derived")
+    return derived
 
 
 def inside(job: str, relative: str) -> str:
@@ -324,6 +391,9 @@ def _check(tp: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return build(tp, value, where)  # type: ignore[arg-type]
     if origin in (Union, types.UnionType):
+        present = [a for a in args if a is not type(None)]
+        if value is not None and len(present) == 1:  # an optional field that is there: its own error
+            return _check(present[0], value, where)
         for arg in args:
             try:
                 return _check(arg, value, where)

@@ -1,8 +1,9 @@
 """A call's job: what one patched call hands to the writer, staged as files in the journal.
 
-The user's process only extracts and stages (parquet for DataFrames, JSON for the rest, never a
-pickled library object on the way, except the model file ``log_models`` asks for); the writer
-reads the job and does every MLflow call and every plot. No MLflow, matplotlib or plotly here.
+The user's process only stages (parquet for DataFrames, JSON for the rest; a fit pickled, as the
+cheapest form to hand over, where its tables are worked out by the writer's helpers or its model
+is logged); the writer reads the job and does every MLflow call and every plot. No MLflow,
+matplotlib or plotly here.
 """
 
 from __future__ import annotations
@@ -25,11 +26,21 @@ class Stage:
     """The folder of one job while the call stages it: one sub-folder per run, frames written
     once even when a table and a plot share them."""
 
-    def __init__(self, journal: str) -> None:
+    def __init__(self, journal: str, inputs: str = "inputs") -> None:
         self.journal = journal
         self._path: str | None = None
         self._frames: dict[int, tuple[Any, str]] = {}  # id(frame) -> (frame, path in the job)
+        self._pickled: dict[int, tuple[Any, str]] = {}  # id(object) -> (object, path in the job)
+        self._inputs = inputs  # the folder of plot inputs in the job
         self._plot_inputs = 0
+
+    @classmethod
+    def existing(cls, job: str, inputs: str) -> Stage:
+        """A job handed over already, to which a helper adds what it works out (plot inputs
+        in their own folder ``inputs``)."""
+        stage = cls(os.path.dirname(job), inputs)
+        stage._path = job
+        return stage
 
     @property
     def path(self) -> str:
@@ -52,9 +63,24 @@ class Stage:
             return known[1]
         if relative is None:
             self._plot_inputs += 1
-            relative = f"inputs/{self._plot_inputs}.parquet"
+            relative = f"{self._inputs}/{self._plot_inputs}.parquet"
         write_parquet(frame, self.file(relative), index)
         self._frames[id(frame)] = (frame, relative)
+        return relative
+
+    def pickle(self, obj: Any, relative: str) -> str:
+        """``obj`` pickled as tidymlflow pickles fits at ``relative`` unless it was pickled
+        already in this job (a fit logged as a model and handed over for its tables); returns
+        its path inside the job. Raises what pickling raises."""
+        from tidymlflow._jobs import serialize
+
+        known = self._pickled.get(id(obj))
+        if known is not None and known[0] is obj:
+            return known[1]
+        data, _ = serialize.dumps(obj)
+        with open(self.file(relative), "wb") as fh:
+            fh.write(data)
+        self._pickled[id(obj)] = (obj, relative)
         return relative
 
     def commit(self, manifest: Manifest) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from tidymlflow._log import comparison
-from tidymlflow._log.plots import log_plot
+from tidymlflow._log.plots import Logging, log_plot
 from tidymlflow._read import common, fits
 from tidymlflow._read.fits import FitInfo, Outputs
 from tidymlflow._recording.call import Call, Handler
@@ -34,7 +34,7 @@ def log_known(writer: Recorder, info: FitInfo | None) -> None:
         log_info(writer, info)
 
 
-def log_tables(call: Call, writer: Recorder, frames: Outputs) -> None:
+def log_tables(call: Logging, writer: Recorder, frames: Outputs) -> None:
     """The three DataFrames as ``tidymodels/*.parquet`` (when ``log_outputs``)."""
     if call.config.log_outputs:
         for name, frame in zip(fits.TABLES, frames):
@@ -64,7 +64,7 @@ class OutputsError(RuntimeError):
     """py-tidymodels' own ``extract_outputs()`` failed on a fit."""
 
 
-def outputs(call: Call, fit: Any, logged: str) -> Outputs | None:
+def outputs(call: Logging, fit: Any, logged: str) -> Outputs | None:
     """The fit's three tables, or None with one error that says what is missing and why (the
     library's ``extract_outputs()`` fails for some fits, e.g. an object-dtype outcome)."""
     try:
@@ -79,22 +79,65 @@ def outputs(call: Call, fit: Any, logged: str) -> Outputs | None:
 def log_single(call: Call, writer: Recorder, fit: Any, data: Any = None,
                extra_params: Mapping[str, Any] | None = None, timed: bool = True) -> None:
     """Params, tags, metrics and the three tables of one fit; remember its run for evaluate().
-    ``timed`` logs the call's duration as the fit's (False for one fit among many)."""
+    ``timed`` logs the call's duration as the fit's (False for one fit among many). The tables
+    and what follows from them are worked out by the writer from the fit handed over
+    (:func:`hand_over`), else here."""
     log_info(writer, fits.describe(fit), **(extra_params or {}))
     if timed:
         log_duration(call, writer)
     _register(fit, LoggedRun(writer.handle))
+    log_model(call, writer, fit)
+    if not hand_over(call, writer, fit, "fit", 0, FIT_PLOTS):
+        if not fit_outputs(call, writer, fit):
+            return
+    log_dataset(call, writer, data, "train")
+    call.contribute(writer, fit)
+
+
+def fit_outputs(call: Logging, writer: Recorder, fit: Any) -> bool:
+    """A fit's training metrics and tags, its three tables and its plots; False when the
+    library cannot give its tables."""
     frames = outputs(call, fit, "its params and duration")
     if frames is None:
-        return
+        return False
     metrics, tags = common.stats_metrics(frames.stats)
     writer.log_metrics(metrics)
     writer.set_tags(tags)
     log_tables(call, writer, frames)
     fit_plots(call, writer, frames)
-    log_dataset(call, writer, data, "train")
-    call.contribute(writer, fit)
-    log_model(call, writer, fit)
+    return True
+
+
+def evaluation_outputs(call: Logging, writer: Recorder, fit: Any, test_data: Any, step: int) -> None:
+    """An evaluated single fit's test metrics (at ``step``), its forecast on the test rows with
+    the engine's intervals, and its three tables again."""
+    frames = outputs(call, fit, "nothing of this evaluation")
+    if frames is None:
+        return
+    metrics, _ = common.stats_metrics(frames.stats, splits={"test"})
+    writer.log_metrics(metrics, step=step)
+    wanted = "forecast" in call.config.log_plots
+    log_plot(call, writer, "forecast", frames.outputs,
+             intervals=fits.intervals(fit, test_data) if wanted else None)
+    log_tables(call, writer, frames)
+
+
+#: The plots of a single fit (each drawn only when it applies).
+FIT_PLOTS = ("residual_diagnostics", "forecast", "decomposition")
+
+
+def hand_over(call: Call, writer: Recorder, obj: Any, kind: str, step: int, plots: tuple[str, ...]) -> bool:
+    """Hand a fit (``kind`` ``fit``) or a fit and its test data (``evaluate``) to the writer,
+    which works out its tables, metrics and plots in a helper process: the library's
+    ``extract_outputs()`` (the larger part of logging a small fit) then never runs in the
+    user's process. False when the fit cannot be pickled: it is worked out here."""
+    try:
+        writer.hand_outputs(obj, kind, step=step, tables=call.config.log_outputs,
+                            plots=tuple(p for p in plots if p in call.config.log_plots),
+                            plotly_js=call.config.plotly_js)
+    except Exception:
+        return False
+    return True
 
 
 def _register(fit: Any, logged: LoggedRun) -> None:
@@ -172,33 +215,39 @@ def evaluate(call: Call) -> Generator[None, Any, None]:
     if logged is None:
         return
     step = logged.next_step()
+    test_data = call.argument("test_data")
+    if logged.children is None:
+        writer = call.resume_run(logged.handle)
+        if not hand_over(call, writer, (fit, test_data), "evaluate", step, ("forecast",)):
+            evaluation_outputs(call, writer, fit, test_data, step)
+        log_dataset(call, writer, test_data, "test")
+    else:
+        _evaluate_nested(call, logged, fit, test_data, step)
+
+
+def _evaluate_nested(call: Call, logged: LoggedRun, fit: Any, test_data: Any, step: int) -> None:
+    """A per-group fit's evaluation: test metrics per group run and ranked again, the summary,
+    description, plots and tables in the parent."""
+    assert logged.children is not None
     frames = outputs(call, fit, "nothing of this evaluation")
     if frames is None:
         return
     writer = call.resume_run(logged.handle)
-    test_data = call.argument("test_data")
-    if logged.children is None:
-        metrics, _ = common.stats_metrics(frames.stats, splits={"test"})
-        writer.log_metrics(metrics, step=step)
-        wanted = "forecast" in call.config.log_plots
-        log_plot(call, writer, "forecast", frames.outputs,
-                 intervals=fits.intervals(fit, test_data) if wanted else None)
-    else:
-        per_group = {}
-        for group, stats in common.by_group(frames.stats, fit.group_col):
-            if group in logged.children:
-                per_group[group], _ = common.stats_metrics(stats, splits={"test"})
-        metric = f"test_{common.DEFAULT_METRIC}"
-        order = common.rank_order({g: m.get(metric) for g, m in per_group.items()}, common.DEFAULT_METRIC)
-        for rank, group in enumerate(order, start=1):  # one ranking: the test split's from now on
-            child = call.resume_run(logged.children[group])
-            child.log_metrics(per_group[group], step=step)
-            child.set_tags({"rank": rank})
-        writer.log_metrics(common.group_summary(per_group), step=step)
-        first = next(iter(fit.group_fits.values()), None)
-        if first is not None:
-            _describe_nested(writer, fits.describe(first), fit.group_col, per_group, "test")
-        nested_plots(call, writer, frames, fit.group_col)
+    per_group = {}
+    for group, stats in common.by_group(frames.stats, fit.group_col):
+        if group in logged.children:
+            per_group[group], _ = common.stats_metrics(stats, splits={"test"})
+    metric = f"test_{common.DEFAULT_METRIC}"
+    order = common.rank_order({g: m.get(metric) for g, m in per_group.items()}, common.DEFAULT_METRIC)
+    for rank, group in enumerate(order, start=1):  # one ranking: the test split's from now on
+        child = call.resume_run(logged.children[group])
+        child.log_metrics(per_group[group], step=step)
+        child.set_tags({"rank": rank})
+    writer.log_metrics(common.group_summary(per_group), step=step)
+    first = next(iter(fit.group_fits.values()), None)
+    if first is not None:
+        _describe_nested(writer, fits.describe(first), fit.group_col, per_group, "test")
+    nested_plots(call, writer, frames, fit.group_col)
     log_tables(call, writer, frames)
     log_dataset(call, writer, test_data, "test")
 
@@ -234,9 +283,9 @@ def nested_handler(spec_of: Callable[[Any], Any], known: Callable[[Call], FitInf
 
 
 # -- plots --------------------------------------------------------------------------------------
-def fit_plots(call: Call, writer: Recorder, frames: Outputs) -> None:
+def fit_plots(call: Logging, writer: Recorder, frames: Outputs) -> None:
     """Residual diagnostics, forecast and decomposition of one fit (each only when it applies)."""
-    for name in ("residual_diagnostics", "forecast", "decomposition"):
+    for name in FIT_PLOTS:
         log_plot(call, writer, name, frames.outputs)
 
 

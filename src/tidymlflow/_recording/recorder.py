@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from tidymlflow._jobs.names import clean_key
-from tidymlflow._jobs.records import DatasetRecord, Metric, ModelRecord, PlotRecord, RunRecord, Scalar
+from tidymlflow._jobs.records import (
+    DatasetRecord,
+    Metric,
+    ModelRecord,
+    OutputsRecord,
+    PlotRecord,
+    RunRecord,
+    Scalar,
+)
 from tidymlflow._jobs.stage import DATASET_ROWS, Stage, dumps, encode
 
 
@@ -23,7 +31,7 @@ class Recorder:
     def __init__(self, stage: Stage, index: int, handle: str, *, kind: str = "new",
                  parent: str | None = None, name: str | None = None,
                  tags: Mapping[str, Any] | None = None, start_time: int | None = None,
-                 experiment_id: str | None = None, shared: bool = False):
+                 experiment_id: str | None = None, shared: bool = False, folder: str | None = None):
         self.stage = stage
         self.handle = handle
         self.kind = kind  # "new" (tidymlflow creates it), "existing" (the user's run or an earlier one)
@@ -31,7 +39,8 @@ class Recorder:
         self.end_time: int | None = None  # None: the run ends when the call ends
         self.status: str | None = None  # set by the engine for the runs it ends
         self.skipped_metrics = 0
-        self._folder = f"r{index}"
+        self.timestamp: int | None = None  # ms of the metrics logged (None: when logged)
+        self._folder = folder or f"r{index}"
         self._parent, self._name, self._start, self._experiment = parent, name, start_time, experiment_id
         self._tags: dict[str, Scalar] = {clean_key(k): v for k, v in (tags or {}).items()}
         self._params: dict[str, Scalar] = {}
@@ -41,6 +50,7 @@ class Recorder:
         self._plots: list[PlotRecord] = []
         self._datasets: list[DatasetRecord] = []
         self._model: ModelRecord | None = None
+        self._outputs: OutputsRecord | None = None
 
     # -- collecting ----------------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -64,7 +74,7 @@ class Recorder:
         if not math.isfinite(number):
             self.skipped_metrics += 1
             return
-        self._metrics.append((clean_key(key), number, int(time.time() * 1000), int(step)))
+        self._metrics.append((clean_key(key), number, self.timestamp or int(time.time() * 1000), int(step)))
 
     def artifact_path(self, relative: str) -> str:
         """A local path where a file for the run's artifact ``relative`` is written."""
@@ -109,13 +119,16 @@ class Recorder:
 
     def log_model(self, fit: Any, registered_model_name: str | None) -> None:
         """The fit as an MLflow model named ``model`` (the writer builds it from this pickle)."""
-        from tidymlflow._jobs import serialize
+        self._model = ModelRecord(self.stage.pickle(fit, f"models/{self._folder}.pkl"), registered_model_name)
 
-        data, _ = serialize.dumps(fit)
-        relative = f"models/{self._folder}.pkl"
-        with open(self.stage.file(relative), "wb") as fh:
-            fh.write(data)
-        self._model = ModelRecord(relative, registered_model_name)
+    def hand_outputs(self, obj: Any, kind: str, *, step: int, tables: bool, plots: tuple[str, ...],
+                     plotly_js: str) -> None:
+        """Hand a fit (``fit``), or a fit and its test data (``evaluate``), to the writer, whose
+        helpers work out its tables and what follows from them (:class:`OutputsRecord`); the
+        library's ``extract_outputs()`` then never runs here. Raises what pickling raises."""
+        relative = self.stage.pickle(obj, f"models/{self._folder}.pkl" if kind == "fit"
+                                     else f"outputs/{self._folder}.pkl")
+        self._outputs = OutputsRecord(relative, kind, step, int(time.time() * 1000), tables, plots, plotly_js)
 
     def record(self) -> RunRecord:
         """This run's part of the manifest."""
@@ -124,7 +137,8 @@ class Recorder:
             start_time=self._start, experiment_id=self._experiment, shared=self.shared,
             params=dict(self._params), set_tags=dict(self._set_tags), metrics=tuple(self._metrics),
             tables=tuple(self._tables), files=self._folder, plots=tuple(self._plots),
-            datasets=tuple(self._datasets), model=self._model, end_time=self.end_time, status=self.status)
+            datasets=tuple(self._datasets), model=self._model, end_time=self.end_time, status=self.status,
+            outputs=self._outputs)
 
 
 def _plain(value: Any) -> Scalar:

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tidymlflow._jobs import journal as _journal
-from tidymlflow._jobs import serialize
+from tidymlflow._jobs import records, serialize
 from tidymlflow._jobs import stage as _job
 from tidymlflow._jobs.names import clean_value
-from tidymlflow._jobs.records import DatasetRecord, ModelRecord, PlotRecord, RunRecord, inside
+from tidymlflow._jobs.records import DatasetRecord, ModelRecord, OutputsRecord, PlotRecord, RunRecord, inside
 from tidymlflow._writer.failures import transient
 
 #: The tag that points at a fit's logged model (``log_models=True``).
@@ -195,6 +195,38 @@ def prepare_model(job: str, files: str, model: ModelRecord, path: tuple[str, ...
         if transient(exc):
             raise
         return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def derive_outputs(job: str, files: str, outputs: OutputsRecord, skip: frozenset[str] = frozenset(),
+                   path: tuple[str, ...] = ()) -> str | None:
+    """Work out what a run gains from the fit handed over with it (its metrics, tags, tables and
+    plots; :mod:`tidymlflow._log.derive`) and keep it as the job's ``outputs/<files>.json``
+    (:func:`~tidymlflow._jobs.records.derived_path`), the plots drawn into the run's folder.
+    This runs the library's ``extract_outputs()``, so it runs in a helper process where there is
+    one. Done once per job (a job written again reuses it). A failure that may pass raises;
+    every other error is kept in the file, for the script to be told."""
+    target = records.derived_path(job, files)
+    if os.path.exists(target):
+        return None
+    sys.path[:0] = [p for p in path if p not in sys.path]
+    try:
+        from tidymlflow._log import derive
+
+        with _quiet():
+            rec, errors = derive.derive(job, files, outputs, skip)
+        for plot in rec.plots:
+            error = draw_plot(job, files, plot)
+            if error:
+                errors.append(error)
+        found = records.Derived(rec.metrics, rec.set_tags, rec.tables, tuple(errors))
+    except Exception as exc:
+        if transient(exc):
+            raise
+        found = records.Derived((), {}, (), (f"{type(exc).__name__}: {exc}",))
+    _journal.private_dir(os.path.dirname(target))
+    _journal.seal(job)  # the tables and plot inputs staged here: training data
+    _journal.write_private(target, records.dump_derived(found))
     return None
 
 

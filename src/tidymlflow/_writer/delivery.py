@@ -11,6 +11,7 @@ leaves the job in the journal; any other error is reported and the rest of the j
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -21,7 +22,15 @@ from typing import Any, Protocol
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs import records
 from tidymlflow._jobs.names import ENV, HTTP_DEFAULTS, PARENT_TAG, PROVENANCE_TAGS, SECRETS
-from tidymlflow._jobs.records import JobTarget, Manifest, ModelRecord, PlotRecord, Progress, RunRecord
+from tidymlflow._jobs.records import (
+    JobTarget,
+    Manifest,
+    ModelRecord,
+    OutputsRecord,
+    PlotRecord,
+    Progress,
+    RunRecord,
+)
 from tidymlflow._writer import artifacts
 from tidymlflow._writer.failures import Undelivered, UnknownHandle, busy_store, transient, unreachable
 
@@ -60,6 +69,8 @@ class Helpers(Protocol):
     def draw(self, job: str, files: str, plot: PlotRecord) -> str | None: ...
 
     def model(self, job: str, files: str, model: ModelRecord) -> str | None: ...
+
+    def outputs(self, job: str, files: str, outputs: OutputsRecord) -> str | None: ...
 
 
 #: The (run handle, plot) pairs a job waiting to be written draws again (asked as late as
@@ -106,6 +117,7 @@ class Deliverer:
         runs: dict[str, tuple[str, str]] = {}
         try:
             with self.target(manifest.target, env):
+                manifest = self._with_outputs(job, manifest, result)
                 client = _client()
                 context = self._context_tags(manifest)
                 tagged: set[str] = set()  # runs created just now, their after-call tags included
@@ -129,6 +141,31 @@ class Deliverer:
         result.runs = {h: r for h, (r, _) in runs.items()}
         result.created = [runs[r.handle][0] for r in manifest.runs if r.kind == "new"]
         return result
+
+    def _with_outputs(self, job: str, manifest: Manifest, result: Result) -> Manifest:
+        """The manifest with what each run gains from the fit handed over with it (worked out
+        by a helper process, or here), before its runs are created with their tags."""
+        if not any(rec.outputs for rec in manifest.runs):
+            return manifest
+        runs = tuple(self._derived(job, rec, result) for rec in manifest.runs)
+        return dataclasses.replace(manifest, runs=runs)
+
+    def _derived(self, job: str, rec: RunRecord, result: Result) -> RunRecord:
+        if rec.outputs is None:
+            return rec
+        derive = self.helpers.outputs if self.helpers else artifacts.derive_outputs
+        error = derive(job, rec.files, rec.outputs)
+        if error:
+            result.errors.append(error)
+        try:
+            found = records.load_derived(records.derived_path(job, rec.files))
+            for table in found.tables:
+                records.inside(job, f"{rec.files}/{table}")
+        except (OSError, records.RecordError) as exc:
+            result.errors.append(f"the fit's tables were not worked out: {type(exc).__name__}: {exc}")
+            return dataclasses.replace(rec, outputs=None)
+        result.errors.extend(found.errors)
+        return rec.worked_out(found)
 
     @contextlib.contextmanager
     def target(self, target: JobTarget, env: dict[str, str] | None = None) -> Iterator[None]:

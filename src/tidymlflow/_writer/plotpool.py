@@ -14,14 +14,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Union
 
-from tidymlflow._jobs.records import Manifest, ModelRecord, PlotRecord
-from tidymlflow._writer.artifacts import draw_plot, prepare_model
+from tidymlflow._jobs.records import Manifest, ModelRecord, OutputsRecord, PlotRecord
+from tidymlflow._writer.artifacts import derive_outputs, draw_plot, prepare_model
 
-#: What a helper process does for one run: draw one of its plots or package its model.
-Task = Union[PlotRecord, ModelRecord]  # noqa: UP007
+#: What a helper process does for one run: work out its fit's tables (and draw what follows from
+#: them), draw one of its plots, or package its model.
+Task = Union[OutputsRecord, PlotRecord, ModelRecord]  # noqa: UP007
 
 #: The key of a run's model among its plots' names.
 MODEL = ":model"
+#: The key of a run's fit outputs among its plots' names.
+OUTPUTS = ":outputs"
 
 #: Plotting processes: two where there are two cores, so that a fit's plots draw side by side
 #: (at a script's end nothing else runs).
@@ -52,6 +55,7 @@ class PlotPool:
         self.spare = False  # may the other processes draw now?
         self.pending: deque[tuple[str, Any, str, str, Task]] = deque()  # handle, ours, job, files, task
         self.futures: dict[tuple[str, str, str], Any] = {}
+        self.skips: dict[tuple[str, str], set[str]] = {}  # (job, files) -> plots its outputs leave out
         self.lock = threading.RLock()
 
     def _use(self, pools: list[Any]) -> None:
@@ -116,11 +120,15 @@ class PlotPool:
 
         redrawn = manifest.redraws()
         with self.lock:
-            for handle, queued, _, _, task in self.pending:
+            for handle, queued, job_queued, files, task in self.pending:
                 if isinstance(task, PlotRecord) and (handle, task.name) in redrawn:
                     queued.cancel()
+                elif isinstance(task, OutputsRecord):  # not worked out yet: its plot is left out
+                    self.skips.setdefault((job_queued, files), set()).update(
+                        name for name in task.plots if (handle, name) in redrawn)
             for rec in manifest.runs:
-                tasks: list[Task] = [*rec.plots, *([rec.model] if rec.model is not None else [])]
+                tasks: list[Task] = [*([rec.outputs] if rec.outputs is not None else []), *rec.plots,
+                                     *([rec.model] if rec.model is not None else [])]
                 for task in tasks:
                     ours: Future[str | None] = Future()
                     self.futures[(job, rec.files, _name(task))] = ours
@@ -150,8 +158,7 @@ class PlotPool:
                 if not ours.set_running_or_notify_cancel():
                     continue
                 try:
-                    inner = (self.pools[i].submit(draw_plot, job, files, task) if isinstance(task, PlotRecord)
-                             else self.pools[i].submit(prepare_model, job, files, task, tuple(sys.path)))
+                    inner = self._submit(i, job, files, task)
                 except Exception as exc:
                     self.broken[i] = True
                     ours.set_exception(exc)
@@ -159,6 +166,14 @@ class PlotPool:
                 self.busy[i] = True
                 inner.add_done_callback(
                     lambda done, i=i, ours=ours, g=self.generation: self._done(i, g, ours, done))
+
+    def _submit(self, i: int, job: str, files: str, task: Task) -> Any:
+        if isinstance(task, PlotRecord):
+            return self.pools[i].submit(draw_plot, job, files, task)
+        if isinstance(task, ModelRecord):
+            return self.pools[i].submit(prepare_model, job, files, task, tuple(sys.path))
+        skip = frozenset(self.skips.pop((job, files), ()))
+        return self.pools[i].submit(derive_outputs, job, files, task, skip, tuple(sys.path))
 
     def _done(self, i: int, generation: int, ours: Any, inner: Any) -> None:
         from concurrent.futures import BrokenExecutor, InvalidStateError
@@ -185,6 +200,11 @@ class PlotPool:
         """The outcome of a model handed over to be packaged (waiting for it), else packaged here."""
         return self._outcome(job, files, model, lambda: prepare_model(job, files, model))
 
+    def outputs(self, job: str, files: str, outputs: OutputsRecord) -> str | None:
+        """The outcome of a fit's outputs handed over to be worked out (waiting for it), else
+        worked out here."""
+        return self._outcome(job, files, outputs, lambda: derive_outputs(job, files, outputs))
+
     def _outcome(self, job: str, files: str, task: Task, here: Callable[[], str | None]) -> str | None:
         from concurrent.futures import BrokenExecutor, CancelledError
 
@@ -203,6 +223,8 @@ class PlotPool:
         with self.lock:
             for key in [k for k in self.futures if k[0] == job]:
                 self.futures.pop(key).cancel()
+            for skipped in [k for k in self.skips if k[0] == job]:
+                del self.skips[skipped]
 
     def close(self) -> None:
         with self.lock:
@@ -214,7 +236,7 @@ class PlotPool:
 
 
 def _name(task: Task) -> str:
-    return task.name if isinstance(task, PlotRecord) else MODEL
+    return task.name if isinstance(task, PlotRecord) else MODEL if isinstance(task, ModelRecord) else OUTPUTS
 
 
 def _fork(listener: int) -> list[Any] | None:
