@@ -197,3 +197,26 @@ def test_long_series_are_thinned_and_the_plot_says_so(tmp_path):
     assert (tmp_path / "r.png").read_bytes().startswith(PNG_MAGIC)
     short = plots.draw("forecast", _outputs())
     assert "points drawn" not in short.layout.title.text
+
+
+def _by_index(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same rows without a date column: residuals over the row index."""
+    return frame.drop(columns="date")
+
+
+def test_a_reused_figure_draws_the_very_same_image_as_a_new_one(tmp_path):
+    """The writer draws each plot of :data:`plots.REUSABLE` on the figure of the one before it
+    (about half the time): after any sequence of inputs (dates, none, constant, NaN, long,
+    short), the png is byte for byte the one a new figure gives, and the public function still
+    returns a new figure each time."""
+    sequence = [_outputs(), _by_index(_outputs(n=300)), _outputs(constant=True), _outputs(n=20_000),
+                _by_index(_outputs(n=8, test=0)), _outputs(nan=True), _outputs(n=45), _by_index(_outputs())]
+    for name in sorted(plots.REUSABLE):
+        for i, outputs in enumerate(sequence):
+            fresh, reused = tmp_path / f"{name}-{i}-new.png", tmp_path / f"{name}-{i}-reused.png"
+            plots.save(plots.draw_png(name, outputs), str(fresh))
+            plots.save(plots.draw_png(name, outputs, reuse=True), str(reused))
+            assert fresh.read_bytes() == reused.read_bytes(), (name, i)
+        first, second = plots.draw_png(name, sequence[0]), plots.draw_png(name, sequence[0])
+        assert first is not second
+        assert plots.draw_png(name, sequence[1], reuse=True) is plots.draw_png(name, sequence[4], reuse=True)

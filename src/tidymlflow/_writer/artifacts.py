@@ -133,7 +133,7 @@ def draw_plot(job: str, files: str, plot: PlotRecord) -> str | None:
             _journal.private_dir(path)
         args, kwargs = _job.decode(plot.args, job), _job.decode(plot.kwargs, job)
         with _quiet():
-            figure = plots.draw_png(name, *args, **kwargs)
+            figure = plots.draw_png(name, *args, reuse=True, **kwargs)
             if figure is None:
                 return None
             drawn = [f"{name}.png"]

@@ -28,11 +28,20 @@ def draw(name: str, *args: Any, **kwargs: Any) -> Any:
     return draw_png(name, *args, **kwargs)
 
 
-def draw_png(name: str, *args: Any, **kwargs: Any) -> Any:
+#: The plots that can be drawn on the figure this thread drew the last one of their kind on
+#: (``draw_png(..., reuse=True)``): the same image in about half the time.
+REUSABLE = frozenset({"residual_diagnostics"})
+
+
+def draw_png(name: str, *args: Any, reuse: bool = False, **kwargs: Any) -> Any:
     """The matplotlib figure for plot ``name``: every plot has one, the interactive ones as their
-    png twin, readable where the html cannot be shown."""
+    png twin, readable where the html cannot be shown. ``reuse`` (the writer, which saves each
+    figure at once): a plot of :data:`REUSABLE` is drawn on the figure of the last one, which
+    that figure's next use changes."""
     if name not in PLOT_NAMES:
         raise ValueError(f"unknown plot {name!r}; valid names are {sorted(PLOT_NAMES)}")
+    if reuse and name in REUSABLE:
+        kwargs["reuse"] = True
     from matplotlib import rc_context
 
     from tidymlflow.plots import static
