@@ -63,9 +63,11 @@ with open(os.environ["EXTRACT_LOG"], "a") as fh:
 for seed in range(count):
     df = data(seed)
     fit = workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit(df.iloc[:90])
+    if mode == "one-by-one":
+        tidymlflow.flush()  # each call written before the next, as in a notebook
     fit.evaluate(df.iloc[90:])
     if mode == "one-by-one":
-        tidymlflow.flush()  # written before the next fit, as a script of one fit would be
+        tidymlflow.flush()
 print("writer", tidymlflow._writer.client.current().writer_pid(), flush=True)
 '''
 
@@ -133,8 +135,9 @@ def _content(client, run) -> dict:
 
 
 def test_a_loop_of_fits_logs_what_the_same_fits_log_one_at_a_time(tmp_path, env):
-    """Jobs queued behind each other (a loop) leave out nothing and add nothing: the same params,
-    tags, metric histories, tables and plot images as the same fits written one by one."""
+    """Jobs queued behind each other (a loop: the writer leaves out a fit's tables and forecast
+    that its queued ``evaluate()`` writes again) leave out nothing and add nothing: the same
+    params, tags, metric histories, tables and plot images as the same calls written one by one."""
     from mlflow import MlflowClient
 
     loop, single = f"sqlite:///{tmp_path / 'loop.db'}", f"sqlite:///{tmp_path / 'single.db'}"

@@ -25,6 +25,10 @@ from typing import IO, Any, Union
 
 #: Version of the manifest layout; the writer refuses another.
 FORMAT = 1
+#: Among the plots a job draws again (:meth:`Manifest.redraws`): the run's three tables.
+TABLES = ":tables"
+#: What a fit's outputs leave out when its queued evaluation works them out with its own.
+WHOLE = ":whole"
 #: Version of the socket protocol (both ends are always the same code: the writer's key holds it).
 PROTOCOL = 1
 #: Bytes of one socket line at most; a longer line is refused and skipped, never kept.
@@ -171,9 +175,15 @@ class Manifest:
     provenance: dict[str, str] = field(default_factory=dict)
 
     def redraws(self) -> set[tuple[str, str]]:
-        """(run handle, plot) pairs this job draws again into runs logged before it."""
-        return {(rec.handle, name) for rec in self.runs if rec.kind == "existing"
-                for name in (*(p.name for p in rec.plots), *(rec.outputs.plots if rec.outputs else ()))}
+        """(run handle, plot) pairs this job draws again into runs logged before it; (run handle,
+        :data:`TABLES`) when it writes the run's three tables again (an ``evaluate()``)."""
+        found = {(rec.handle, p.name) for rec in self.runs if rec.kind == "existing" for p in rec.plots}
+        for rec in self.runs:
+            if rec.kind == "existing" and rec.outputs is not None:
+                found |= {(rec.handle, name) for name in rec.outputs.plots}
+                if rec.outputs.tables:
+                    found.add((rec.handle, TABLES))
+        return found
 
 
 @dataclass

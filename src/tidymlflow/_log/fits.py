@@ -108,6 +108,19 @@ def fit_outputs(call: Logging, writer: Recorder, fit: Any) -> bool:
     return True
 
 
+def training_outputs(call: Logging, writer: Recorder, fit: Any) -> None:
+    """What :func:`fit_outputs` logs of a fit, but its tables, from the fit after its
+    ``evaluate()`` (the training rows of its tables are the fit's own): the writer's way when a
+    fit's evaluation came before its own tables were worked out."""
+    frames = outputs(call, fit, "no metrics or plots of the fit")
+    if frames is None:
+        return
+    metrics, tags = common.stats_metrics(frames.stats, splits={"train", ""})
+    writer.log_metrics(metrics)
+    writer.set_tags(tags)
+    fit_plots(call, writer, frames)
+
+
 def evaluation_outputs(call: Logging, writer: Recorder, fit: Any, test_data: Any, step: int) -> None:
     """An evaluated single fit's test metrics (at ``step``), its forecast on the test rows with
     the engine's intervals, and its three tables again."""

@@ -199,13 +199,14 @@ def prepare_model(job: str, files: str, model: ModelRecord, path: tuple[str, ...
 
 
 def derive_outputs(job: str, files: str, outputs: OutputsRecord, skip: frozenset[str] = frozenset(),
-                   path: tuple[str, ...] = ()) -> str | None:
+                   path: tuple[str, ...] = (), joined: OutputsRecord | None = None) -> str | None:
     """Work out what a run gains from the fit handed over with it (its metrics, tags, tables and
     plots; :mod:`tidymlflow._log.derive`) and keep it as the job's ``outputs/<files>.json``
     (:func:`~tidymlflow._jobs.records.derived_path`), the plots drawn into the run's folder.
     This runs the library's ``extract_outputs()``, so it runs in a helper process where there is
-    one. Done once per job (a job written again reuses it). A failure that may pass raises;
-    every other error is kept in the file, for the script to be told."""
+    one. Done once per job (a job written again reuses it). ``skip`` and ``joined``: see
+    :func:`tidymlflow._log.derive.derive`. A failure that may pass raises; every other error is
+    kept in the file, for the script to be told."""
     target = records.derived_path(job, files)
     if os.path.exists(target):
         return None
@@ -214,7 +215,7 @@ def derive_outputs(job: str, files: str, outputs: OutputsRecord, skip: frozenset
         from tidymlflow._log import derive
 
         with _quiet():
-            rec, errors = derive.derive(job, files, outputs, skip)
+            rec, errors = derive.derive(job, files, outputs, skip, joined)
         for plot in rec.plots:
             error = draw_plot(job, files, plot)
             if error:

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Union
 
-from tidymlflow._jobs.records import Manifest, ModelRecord, OutputsRecord, PlotRecord
+from tidymlflow._jobs.records import TABLES, WHOLE, Manifest, ModelRecord, OutputsRecord, PlotRecord
 from tidymlflow._writer.artifacts import derive_outputs, draw_plot, prepare_model
 
 #: What a helper process does for one run: work out its fit's tables (and draw what follows from
@@ -56,6 +56,7 @@ class PlotPool:
         self.pending: deque[tuple[str, Any, str, str, Task]] = deque()  # handle, ours, job, files, task
         self.futures: dict[tuple[str, str, str], Any] = {}
         self.skips: dict[tuple[str, str], set[str]] = {}  # (job, files) -> plots its outputs leave out
+        self.joined: dict[tuple[str, str], OutputsRecord] = {}  # (job, files) -> a fit's part it works out
         self.lock = threading.RLock()
 
     def _use(self, pools: list[Any]) -> None:
@@ -115,17 +116,19 @@ class PlotPool:
         self._pump()
 
     def submit(self, job: str, manifest: Manifest) -> None:
-        """Queue a job's plots and models; drop the queued plots it draws again."""
+        """Queue a job's plots and models; drop the queued plots it draws again, and leave to
+        its evaluations the outputs of their fits not worked out yet."""
         from concurrent.futures import Future
 
         redrawn = manifest.redraws()
+        evaluated = {r.handle: (job, r.files) for r in manifest.runs
+                     if r.outputs is not None and r.outputs.kind == "evaluate"}
         with self.lock:
             for handle, queued, job_queued, files, task in self.pending:
                 if isinstance(task, PlotRecord) and (handle, task.name) in redrawn:
                     queued.cancel()
-                elif isinstance(task, OutputsRecord):  # not worked out yet: its plot is left out
-                    self.skips.setdefault((job_queued, files), set()).update(
-                        name for name in task.plots if (handle, name) in redrawn)
+                elif isinstance(task, OutputsRecord):
+                    self._leave_out(handle, (job_queued, files), task, redrawn, evaluated.get(handle))
             for rec in manifest.runs:
                 tasks: list[Task] = [*([rec.outputs] if rec.outputs is not None else []), *rec.plots,
                                      *([rec.model] if rec.model is not None else [])]
@@ -134,6 +137,16 @@ class PlotPool:
                     self.futures[(job, rec.files, _name(task))] = ours
                     self.pending.append((rec.handle, ours, job, rec.files, task))
         self._pump()
+
+    def _leave_out(self, handle: str, where: tuple[str, str], task: OutputsRecord,
+                   redrawn: set[tuple[str, str]], evaluation: tuple[str, str] | None) -> None:
+        """Outputs not worked out yet leave out what a job that came after writes again; a fit's
+        are left whole to its evaluation (:data:`WHOLE`: one extraction for both)."""
+        left_out = self.skips.setdefault(where, set())
+        if task.kind == "fit" and evaluation is not None and WHOLE not in left_out:
+            left_out.add(WHOLE)
+            self.joined[evaluation] = task
+        left_out.update(name for name in (*task.plots, TABLES) if (handle, name) in redrawn)
 
     def _free(self) -> int | None:
         for i in range(len(self.pools)):
@@ -173,7 +186,8 @@ class PlotPool:
         if isinstance(task, ModelRecord):
             return self.pools[i].submit(prepare_model, job, files, task, tuple(sys.path))
         skip = frozenset(self.skips.pop((job, files), ()))
-        return self.pools[i].submit(derive_outputs, job, files, task, skip, tuple(sys.path))
+        joined = self.joined.get((job, files))  # kept until the job is done: also for the writer's own try
+        return self.pools[i].submit(derive_outputs, job, files, task, skip, tuple(sys.path), joined)
 
     def _done(self, i: int, generation: int, ours: Any, inner: Any) -> None:
         from concurrent.futures import BrokenExecutor, InvalidStateError
@@ -203,7 +217,8 @@ class PlotPool:
     def outputs(self, job: str, files: str, outputs: OutputsRecord) -> str | None:
         """The outcome of a fit's outputs handed over to be worked out (waiting for it), else
         worked out here."""
-        return self._outcome(job, files, outputs, lambda: derive_outputs(job, files, outputs))
+        joined = self.joined.get((job, files))
+        return self._outcome(job, files, outputs, lambda: derive_outputs(job, files, outputs, joined=joined))
 
     def _outcome(self, job: str, files: str, task: Task, here: Callable[[], str | None]) -> str | None:
         from concurrent.futures import BrokenExecutor, CancelledError
@@ -225,6 +240,8 @@ class PlotPool:
                 self.futures.pop(key).cancel()
             for skipped in [k for k in self.skips if k[0] == job]:
                 del self.skips[skipped]
+            for kept in [k for k in self.joined if k[0] == job]:
+                del self.joined[kept]
 
     def close(self) -> None:
         with self.lock:
