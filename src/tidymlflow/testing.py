@@ -20,7 +20,6 @@ ends, and is removed then (read its tables inside the block).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -65,19 +64,18 @@ class CapturedJobs:
 
     # -- the writer's side (handover.Writer) ----------------------------------------------------------
     def submit(self, job: str, handles: Sequence[str], call: str) -> list[str]:
-        """Keep the job's manifest, with what the writer would work out of a fit handed over
-        whole (its metrics, tags, tables and plots) added to its run; the errors of that part."""
-        manifest = _journal.manifest(job)
-        errors: list[str] = []
-        runs = tuple(_worked_out(job, rec, errors) for rec in manifest.runs)
-        self.jobs.append((job, dataclasses.replace(manifest, runs=runs)))
-        return errors
+        self.jobs.append((job, _journal.manifest(job)))
+        return []
 
     def flush(self, timeout: float | None = None) -> bool:
         return True
 
     def pending(self) -> bool:
         return False
+
+    def outstanding(self) -> int:
+        """None: every call's tables are read in the process, into its job, as without a backlog."""
+        return 0
 
     def run_id(self, handle: str, timeout: float | None = None) -> str | None:
         return handle[4:] if handle.startswith("run:") else None
@@ -90,16 +88,6 @@ class CapturedJobs:
 
     def close(self, timeout: float) -> None:
         return None
-
-
-def _worked_out(job: str, rec: RunRecord, errors: list[str]) -> RunRecord:
-    if rec.outputs is None:
-        return rec
-    from tidymlflow._log import derive
-
-    found, failed = derive.derive(job, rec.files, rec.outputs)
-    errors.extend(failed)
-    return rec.worked_out(found)
 
 
 @contextlib.contextmanager

@@ -39,6 +39,10 @@ class Writer(Protocol):
         """Jobs were handed over and not answered yet (no wait, no network)."""
         ...
 
+    def outstanding(self) -> int:
+        """How many jobs were handed over and not answered yet (no wait, no network)."""
+        ...
+
     def run_id(self, handle: str, timeout: float | None = None) -> str | None:
         """The MLflow run id of a run handle, once its job is written (waits at most ``timeout``)."""
         ...

@@ -147,12 +147,11 @@ class RunRecord:
     #: the fit's tables and what follows from them, worked out by the writer (None: in the record)
     outputs: OutputsRecord | None = None
 
-    def worked_out(self, found: RunRecord | Derived) -> RunRecord:
-        """This record with what was worked out of its fit's outputs (:class:`Derived`, or a
-        record of them with their plots yet to draw) added: nothing is left to work out."""
-        plots = found.plots if isinstance(found, RunRecord) else ()
+    def worked_out(self, found: Derived) -> RunRecord:
+        """This record with what was worked out of its fit's outputs added (their plots are
+        drawn already): nothing is left to work out."""
         return dataclasses.replace(self, metrics=self.metrics + found.metrics,
-                                   tables=self.tables + found.tables, plots=self.plots + plots,
+                                   tables=self.tables + found.tables,
                                    set_tags={**self.set_tags, **found.set_tags}, outputs=None)
 
     def __post_init__(self) -> None:

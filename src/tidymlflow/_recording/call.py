@@ -44,6 +44,10 @@ class Contributing(Protocol):
     def contribute(self) -> Contributor | None: ...
 
 
+#: Jobs not yet written from which the writer counts as behind (:meth:`Call.writer_behind`): a
+#: fit's own job and its evaluation's are not a backlog, a loop's third is.
+BEHIND = 2
+
 #: The most nested calls one call records (see :meth:`Call.observe`).
 MAX_OBSERVED = 512
 
@@ -151,6 +155,12 @@ class Call:
         the result itself (fits, with their groups)."""
         if self._runs and result is not None and _runs.registry.lookup(result) is None:
             _runs.registry.register(result, _runs.LoggedRun(self._runs[0][0].handle))
+
+    def writer_behind(self) -> bool:
+        """The writer is behind this process by :data:`BEHIND` jobs or more (a loop of calls): the
+        larger part of logging a fit is then left to it (see
+        :func:`tidymlflow._log.fits.hand_over`); otherwise it is done here, beside the writer."""
+        return handover.get().outstanding() >= BEHIND
 
     def abandon(self) -> None:
         """Drop a job that was interrupted before it was handed over."""

@@ -146,6 +146,9 @@ class Inline:
         """Never: each job is written before its call returns."""
         return False
 
+    def outstanding(self) -> int:
+        return 0
+
     def run_id(self, handle: str, timeout: float | None = None) -> str | None:
         return handle[4:] if handle.startswith("run:") else self.resolved.get(handle)
 
@@ -292,6 +295,7 @@ class Process:
             return list(self._order)
 
     def outstanding(self) -> int:
+        """Jobs handed over and not answered yet (none once the writer is gone)."""
         with self._cond:
             return 0 if self.reports.dead else len(self._handles)
 
