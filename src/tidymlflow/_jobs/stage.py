@@ -70,13 +70,13 @@ class Stage:
 
     def pickle(self, obj: Any, relative: str) -> str:
         """``obj`` pickled as tidymlflow pickles fits at ``relative`` unless it was pickled
-        already in this job (a fit logged as a model and handed over for its tables); returns
-        its path inside the job. Raises what pickling raises."""
+        there already (a fit logged as a model and handed over for its tables); returns its path
+        inside the job. Raises what pickling raises."""
         from tidymlflow._jobs import serialize
 
         known = self._pickled.get(id(obj))
-        if known is not None and known[0] is obj:
-            return known[1]
+        if known is not None and known[0] is obj and known[1] == relative:
+            return relative
         data, _ = serialize.dumps(obj)
         with open(self.file(relative), "wb") as fh:
             fh.write(data)

@@ -93,11 +93,7 @@ class Recorder:
 
     def log_pickle(self, obj: Any, relative: str) -> None:
         """An object pickled as tidymlflow pickles fits (formula fits included)."""
-        from tidymlflow._jobs import serialize
-
-        data, _ = serialize.dumps(obj)
-        with open(self.artifact_path(relative), "wb") as fh:
-            fh.write(data)
+        self.stage.pickle(obj, f"{self._folder}/{relative}")
 
     def log_dict(self, obj: Any, relative: str) -> None:
         with open(self.artifact_path(relative), "w", encoding="utf-8") as fh:
