@@ -1,6 +1,6 @@
 """Benchmark: a loop of small fits (issue 26).
 
-    python benchmarks/bench_loop.py [--fits 200] [--pairs 3]
+    python benchmarks/bench_loop.py [--fits 200] [--pairs 3] [--plot-every 10]
 
 A backtest, a per-series loop, a simulation study: ``--fits`` x
 ``workflow().add_formula("y ~ x1 + x2").add_model(linear_reg()).fit(train).evaluate(test)`` on
@@ -14,7 +14,10 @@ pairs against the budgets:
 * the writer keeps up: >= 20 fit + evaluate runs a second (runs written / time from the loop's
   start to the last one written);
 * the loop with every run written by the script's end: added <= 12 s;
-* nothing dropped: every run FINISHED with its three tables and its residual plot.
+* nothing dropped: every run FINISHED with its three tables and test metrics, and the residual
+  plot on the runs the sampling rule draws (``autolog(plot_every_n_fits=...)``: the first 20
+  fits, then every n-th; ``--plot-every 1`` draws every run's plot) and the tag
+  ``tidymlflow.plots_skipped`` on the others.
 
 Uses the real py-tidymodels when importable, else the test stand-in. Exits 1 when a budget is
 missed.
@@ -43,7 +46,7 @@ import numpy as np, pandas as pd
 on = os.environ["BENCH_MODE"] == "on"
 if on:
     import tidymlflow
-    tidymlflow.autolog()
+    tidymlflow.autolog(plot_every_n_fits=int(os.environ["BENCH_PLOT_EVERY"]))
 from py_parsnip import linear_reg
 from py_workflows import workflow
 rng = np.random.default_rng(0)
@@ -71,30 +74,41 @@ def _run(folder: Path, env: dict[str, str], mode: str, fits: int) -> tuple[float
     return loop, total
 
 
-def _complete_runs(uri: str) -> int:
-    """Runs FINISHED with their three tables and the residual plot."""
+def _complete_runs(uri: str) -> tuple[int, int]:
+    """Runs FINISHED with their three tables and test metrics, and with the residual plot or
+    the tag saying why the sampling rule skipped it; and how many have the plot."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
-    count = 0
+    count = plotted = 0
     for run in client.search_runs(["0"], max_results=50000):
         files = {a.path for a in client.list_artifacts(run.info.run_id, "tidymodels")}
-        plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-        count += (run.info.status == "FINISHED"
+        drawn = "plots/residual_diagnostics.png" in {
+            a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        plotted += drawn
+        count += (run.info.status == "FINISHED" and "test_rmse" in run.data.metrics
                   and {"tidymodels/outputs.parquet", "tidymodels/coefficients.parquet",
-                       "tidymodels/stats.parquet"} <= files and "plots/residual_diagnostics.png" in plots)
-    return count
+                       "tidymodels/stats.parquet"} <= files
+                  and (drawn or "tidymlflow.plots_skipped" in run.data.tags))
+    return count, plotted
+
+
+def _expected_plots(fits: int, every: int) -> int:
+    """Runs with plots under the sampling rule (the first 20 fits, then every n-th)."""
+    return sum(1 for i in range(1, fits + 1) if every == 1 or i <= 20 or i % every == 0)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fits", type=int, default=200)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--plot-every", type=int, default=10,
+                        help="autolog(plot_every_n_fits=...): 10 is the default, 1 draws every run's plots")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     (tmp / "script.py").write_text(SCRIPT)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "TIDYMLFLOW_JOURNAL_DIR": str(tmp / "journal"),
-           "TIDYMLFLOW_WRITER_IDLE": "600"}
+           "TIDYMLFLOW_WRITER_IDLE": "600", "BENCH_PLOT_EVERY": str(args.plot_every)}
     env.pop("TIDYMLFLOW_WRITER", None)
     if STANDIN:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (STANDIN, env.get("PYTHONPATH")) if p)
@@ -122,9 +136,11 @@ def main() -> int:
         ok &= good
         verdict = "ok" if good else "MISSED"
         print(f"{name}: {value:.1f} {unit} (median of {args.pairs}; budget {budget}): {verdict}")
-    whole = all(c == args.fits for c in complete)
-    print(f"runs complete (FINISHED, three tables, residual plot): {complete} of {args.fits} each: "
-          f"{'ok' if whole else 'MISSED'}")
+    plots = _expected_plots(args.fits, args.plot_every)
+    whole = all(c == (args.fits, plots) for c in complete)
+    print(f"runs complete (FINISHED, three tables, residual plot or the tag that skips it), and with "
+          f"the plot (plot_every_n_fits={args.plot_every}: {plots} expected): {complete} of {args.fits} "
+          f"each: {'ok' if whole else 'MISSED'}")
     return 0 if ok and whole else 1
 
 

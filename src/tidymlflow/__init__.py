@@ -32,6 +32,7 @@ def autolog(
     log_datasets: bool = True,
     log_fold_runs: bool = False,
     max_tuning_runs: int | None = 20,
+    plot_every_n_fits: int = 10,
     pickle_workflows: bool = False,
     extra_tags: Mapping[str, str] | None = None,
     exclusive: bool = False,
@@ -60,6 +61,10 @@ def autolog(
         log_datasets: training / evaluation frames as MLflow dataset inputs (schema, no rows).
         log_fold_runs: one extra child run per resample fold.
         max_tuning_runs: child runs per tuning call, best first; None = every candidate.
+        plot_every_n_fits: a model fitted again and again (a loop: a backtest, a per-series
+            loop) gets its plots for its first 20 fits since ``autolog()`` and then every n-th;
+            the runs between keep everything else and the tag ``tidymlflow.plots_skipped``.
+            1 draws every fit's plots.
         pickle_workflows: pickle each unfitted workflow of a tuning or comparison that JSON cannot
             describe (a recipe workflow), so that ``load_results`` restores it (off: nothing is
             pickled unless asked).
@@ -81,6 +86,7 @@ def autolog(
     flags = dict(locals())
     from tidymlflow._engine import patching as _engine
     from tidymlflow._jobs import handover
+    from tidymlflow._log import sampling as _sampling
     from tidymlflow._recording import habits as _habits
     from tidymlflow._recording import runs as _runs
     from tidymlflow._runtime import env as _env
@@ -94,6 +100,7 @@ def autolog(
         _habits.uninstall()
     else:
         handover.provide(_service.get, _service.current)  # the writer the calls hand their jobs to
+        _sampling.sampler.reset()  # a loop's fits are counted from here
         _engine.activate(config)
         _habits.install()  # MLflow reads in this process see what was logged (read-your-writes)
         _service.get(warm=_runs.current_target().record())

@@ -45,6 +45,42 @@ def test_workflow_fit_logs_one_run_per_spec(store, split):
     assert [(d.dataset.name, d.tags[0].value) for d in inputs] == [("train", "train")]
 
 
+def _plot_files(store, run) -> list[str]:
+    return sorted(a.path for a in store.client.list_artifacts(run.info.run_id, "plots"))
+
+
+def test_a_model_fitted_in_a_loop_has_its_plots_for_its_first_fits_then_every_nth(store, split):
+    """plot_every_n_fits: the first 20 fits of a model since autolog() and then every n-th have
+    their plots (the evaluation's forecast included); the runs between keep their params, metrics
+    and tables, and say why they have no plots. Another model counts on its own; 1 draws all."""
+    train, test = split
+    tidymlflow.autolog(plot_every_n_fits=3)
+    for _ in range(24):
+        _wf().fit(train).evaluate(test)
+    _wf("y ~ x1").fit(train)
+    tidymlflow.autolog(plot_every_n_fits=1)
+    _wf().fit(train)
+
+    runs = store.runs()
+    assert len(runs) == 26
+    skipped = [r for r in runs if "tidymlflow.plots_skipped" in r.data.tags]
+    assert sorted(r.data.tags["tidymlflow.plots_skipped"].split(" of ")[0] for r in skipped) == [
+        "fit 22", "fit 23"]  # 1-20 drawn, then 21 and 24 (every 3rd)
+    assert "plot_every_n_fits=3" in skipped[0].data.tags["tidymlflow.plots_skipped"]
+    drawn = [r for r in runs if r not in skipped]
+    assert all(r.info.run_name == "linear_reg: y ~ x1 + x2" for r in skipped)
+    for run in drawn:
+        assert "plots/residual_diagnostics.png" in _plot_files(store, run), run.info.run_name
+    evaluated = [r for r in drawn if "test_rmse" in r.data.metrics]
+    assert len(evaluated) == 22 and all("plots/forecast.html" in _plot_files(store, r) for r in evaluated)
+    for run in skipped:
+        assert _plot_files(store, run) == []
+        assert set(run.data.metrics) == set(evaluated[0].data.metrics)
+        assert run.data.params == evaluated[0].data.params
+        files = {a.path for a in store.client.list_artifacts(run.info.run_id, "tidymodels")}
+        assert {"tidymodels/outputs.parquet", "tidymodels/stats.parquet"} <= files
+
+
 def test_evaluate_adds_test_metrics_to_the_ended_run(store, split):
     train, test = split
     tidymlflow.autolog()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
-from tidymlflow._log import comparison
+from tidymlflow._log import comparison, sampling
 from tidymlflow._log.plots import Logging, log_plot
 from tidymlflow._read import common, fits
 from tidymlflow._read.fits import FitInfo, Outputs
@@ -82,21 +82,36 @@ def log_single(call: Call, writer: Recorder, fit: Any, data: Any = None,
     ``timed`` logs the call's duration as the fit's (False for one fit among many). The tables
     and what follows from them are worked out by the writer from the fit handed over
     (:func:`hand_over`), else here."""
-    log_info(writer, fits.describe(fit), **(extra_params or {}))
+    info = fits.describe(fit)
+    log_info(writer, info, **(extra_params or {}))
     if timed:
         log_duration(call, writer)
-    _register(fit, LoggedRun(writer.handle))
+    plots = _plotted(call, writer, info, extra_params)
+    _register(fit, LoggedRun(writer.handle, plots=plots))
     log_model(call, writer, fit)
-    if not hand_over(call, writer, fit, "fit", 0, FIT_PLOTS):
-        if not fit_outputs(call, writer, fit):
+    if not hand_over(call, writer, fit, "fit", 0, FIT_PLOTS if plots else ()):
+        if not fit_outputs(call, writer, fit, plots):
             return
     log_dataset(call, writer, data, "train")
     call.contribute(writer, fit)
 
 
-def fit_outputs(call: Logging, writer: Recorder, fit: Any) -> bool:
-    """A fit's training metrics and tags, its three tables and its plots; False when the
-    library cannot give its tables."""
+def _plotted(call: Call, writer: Recorder, info: FitInfo, extra: Mapping[str, Any] | None) -> bool:
+    """Whether this fit's plots are drawn: a model fitted again and again in this process (a
+    loop) has them for its first fits and then every ``plot_every_n_fits``-th
+    (:mod:`~tidymlflow._log.sampling`); a run without them carries a tag that says why."""
+    if not call.config.log_plots:
+        return True
+    why = sampling.sampler.skipped(info.label(), {**info.params(), **(extra or {})},
+                                   call.config.plot_every_n_fits)
+    if why is not None:
+        writer.set_tags({sampling.SKIPPED_TAG: why})
+    return why is None
+
+
+def fit_outputs(call: Logging, writer: Recorder, fit: Any, plots: bool = True) -> bool:
+    """A fit's training metrics and tags, its three tables and (``plots``) its plots; False when
+    the library cannot give its tables."""
     frames = outputs(call, fit, "its params and duration")
     if frames is None:
         return False
@@ -104,7 +119,8 @@ def fit_outputs(call: Logging, writer: Recorder, fit: Any) -> bool:
     writer.log_metrics(metrics)
     writer.set_tags(tags)
     log_tables(call, writer, frames)
-    fit_plots(call, writer, frames)
+    if plots:
+        fit_plots(call, writer, frames)
     return True
 
 
@@ -121,17 +137,20 @@ def training_outputs(call: Logging, writer: Recorder, fit: Any) -> None:
     fit_plots(call, writer, frames)
 
 
-def evaluation_outputs(call: Logging, writer: Recorder, fit: Any, test_data: Any, step: int) -> None:
+def evaluation_outputs(call: Logging, writer: Recorder, fit: Any, test_data: Any, step: int,
+                       plots: bool = True) -> None:
     """An evaluated single fit's test metrics (at ``step``), its forecast on the test rows with
-    the engine's intervals, and its three tables again."""
+    the engine's intervals (``plots``: unless its fit's plots were skipped), and its three tables
+    again."""
     frames = outputs(call, fit, "nothing of this evaluation")
     if frames is None:
         return
     metrics, _ = common.stats_metrics(frames.stats, splits={"test"})
     writer.log_metrics(metrics, step=step)
-    wanted = "forecast" in call.config.log_plots
-    log_plot(call, writer, "forecast", frames.outputs,
-             intervals=fits.intervals(fit, test_data) if wanted else None)
+    if plots:
+        wanted = "forecast" in call.config.log_plots
+        log_plot(call, writer, "forecast", frames.outputs,
+                 intervals=fits.intervals(fit, test_data) if wanted else None)
     log_tables(call, writer, frames)
 
 
@@ -235,8 +254,9 @@ def evaluate(call: Call) -> Generator[None, Any, None]:
     test_data = call.argument("test_data")
     if logged.children is None:
         writer = call.resume_run(logged.handle)
-        if not hand_over(call, writer, (fit, test_data), "evaluate", step, ("forecast",)):
-            evaluation_outputs(call, writer, fit, test_data, step)
+        plots = ("forecast",) if logged.plots else ()
+        if not hand_over(call, writer, (fit, test_data), "evaluate", step, plots):
+            evaluation_outputs(call, writer, fit, test_data, step, logged.plots)
         log_dataset(call, writer, test_data, "test")
     else:
         _evaluate_nested(call, logged, fit, test_data, step)

@@ -148,6 +148,7 @@ class LoggedRun:
     groups: dict[str, dict[Any, str]] = field(default_factory=dict)  # wflow_id -> group -> run handle
     metric: str | None = None  # the ranking metric of a comparison
     evaluations: int = 0
+    plots: bool = True  # False: the fit's plots were skipped (a loop), and so are its evaluations
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def next_step(self) -> int:

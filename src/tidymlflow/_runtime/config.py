@@ -25,6 +25,7 @@ class AutologConfig:
     log_datasets: bool = True
     log_fold_runs: bool = False
     max_tuning_runs: int | None = 20
+    plot_every_n_fits: int = 10
     pickle_workflows: bool = False
     extra_tags: Mapping[str, str] = field(default_factory=dict)
     registered_model_name: str | None = None
@@ -63,6 +64,14 @@ def _max_runs(value: Any) -> int | None:
         raise TypeError(f"autolog(): max_tuning_runs must be an int or None, got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"autolog(): max_tuning_runs must be >= 0, got {value}")
+    return value
+
+
+def _every(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"autolog(): plot_every_n_fits must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"autolog(): plot_every_n_fits must be >= 1 (1: every fit's plots), got {value}")
     return value
 
 
@@ -141,6 +150,7 @@ def build_config(flags: dict[str, Any], registered: Collection[str]) -> AutologC
         log_plots=_plots(flags["log_plots"]),
         plotly_js=flags["plotly_js"],
         max_tuning_runs=_max_runs(flags["max_tuning_runs"]),
+        plot_every_n_fits=_every(flags["plot_every_n_fits"]),
         extra_tags=_tags(flags["extra_tags"]),
         registered_model_name=_model_name(flags["registered_model_name"], flags["log_models"]),
         **{name: flags[name] for name in _BOOL_FLAGS},
