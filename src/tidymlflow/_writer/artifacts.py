@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from tidymlflow._jobs import journal as _journal
@@ -67,11 +68,53 @@ def log_batch(client: Any, run_id: str, params: dict[str, Any], rec: RunRecord,
         client.log_batch(run_id, metrics=m, params=p, tags=t, synchronous=True)
 
 
-def log_inputs(client: Any, run_id: str, job: str, datasets: tuple[DatasetRecord, ...]) -> None:
+@dataclass(frozen=True)
+class RunFiles:
+    """What is made of a run's staged files before its delivery, in a helper process where
+    there is one (pandas and pyarrow, no MLflow call): the CSV twins of its ``tables`` and the
+    dataset entities of its ``datasets``."""
+
+    tables: tuple[str, ...]
+    datasets: tuple[DatasetRecord, ...]
+
+
+#: A dataset input as :func:`prepare_files` makes it: MLflow's Dataset fields (name, digest,
+#: source type, source, schema, profile) and the input's context.
+DatasetFields = tuple[str, str, str, str, "str | None", str, str]
+#: What :func:`prepare_files` gives: the errors of CSV twins not written, and the dataset inputs
+#: (or the error that left them out).
+Prepared = tuple[list[str], "list[DatasetFields] | str"]
+
+
+def prepare_files(job: str, files: str, run: RunFiles) -> Prepared:
+    """Write the CSV twins of a run's staged tables and work out its dataset inputs (the part
+    of a run's delivery that reads its files back: a helper process does it while the writer
+    writes the jobs before). A failure that may pass (a full disk) raises."""
+    errors: list[str] = []
+    folder = inside(job, files)
+    for table in run.tables:
+        try:
+            csv_twin(os.path.join(folder, table))
+        except Exception as exc:
+            if transient(exc):
+                raise
+            errors.append(f"{type(exc).__name__}: {exc}")
+    try:
+        inputs: list[DatasetFields] | str = [_dataset(job, d) for d in run.datasets]
+    except Exception as exc:
+        if transient(exc):
+            raise
+        inputs = f"{type(exc).__name__}: {exc}"
+    return errors, inputs
+
+
+def log_inputs(client: Any, run_id: str, datasets: list[DatasetFields]) -> None:
     """Dataset inputs, with MLflow's own digest of the staged rows and the frame's full size."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.exceptions import MlflowException
 
-    inputs = [_dataset(job, d) for d in datasets]
+    inputs = [DatasetInput(Dataset(*fields[:6]), [InputTag("mlflow.data.context", fields[6])])
+              for fields in datasets]
     try:
         client.log_inputs(run_id, datasets=inputs)
     except MlflowException:
@@ -80,7 +123,7 @@ def log_inputs(client: Any, run_id: str, job: str, datasets: tuple[DatasetRecord
         client.log_inputs(run_id, datasets=inputs)
 
 
-def _dataset(job: str, staged: DatasetRecord) -> Any:
+def _dataset(job: str, staged: DatasetRecord) -> DatasetFields:
     """The DatasetInput MLflow's ``from_pandas`` gives for the user's frame, built from its first
     rows and size (what the digest and profile read)."""
     import json
@@ -89,7 +132,6 @@ def _dataset(job: str, staged: DatasetRecord) -> Any:
     import pandas as pd
     from mlflow.data.digest_utils import get_normalized_md5_digest
     from mlflow.data.pandas_dataset import from_pandas
-    from mlflow.entities import Dataset, DatasetInput, InputTag
 
     head = pd.read_parquet(inside(job, staged.file))
     numeric = head.select_dtypes(include=[np.number]).columns
@@ -99,8 +141,7 @@ def _dataset(job: str, staged: DatasetRecord) -> Any:
                                        + [str(c).encode() for c in staged.columns])
     e = from_pandas(head, name=staged.context, digest=digest)._to_mlflow_entity()
     profile = json.dumps({"num_rows": staged.num_rows, "num_elements": staged.num_elements})
-    entity = Dataset(e.name, e.digest, e.source_type, e.source, e.schema, profile)
-    return DatasetInput(entity, [InputTag("mlflow.data.context", staged.context)])
+    return e.name, e.digest, e.source_type, e.source, e.schema, profile, staged.context
 
 
 def csv_twin(path: str) -> None:
@@ -220,6 +261,7 @@ def derive_outputs(job: str, files: str, outputs: OutputsRecord, skip: frozenset
             error = draw_plot(job, files, plot)
             if error:
                 errors.append(error)
+        errors += prepare_files(job, files, RunFiles(rec.tables, ()))[0]  # before the file that says done
         found = records.Derived(rec.metrics, rec.set_tags, rec.tables, tuple(errors))
     except Exception as exc:
         if transient(exc):

@@ -62,15 +62,19 @@ class Result:
 
 
 class Helpers(Protocol):
-    """Processes that draw a job's plots and package its models (:mod:`~tidymlflow._writer.plotpool`),
-    so that the writer never imports the plotting and modelling libraries. Each answers as
-    ``draw_plot`` and ``prepare_model`` do, doing the work itself when no process can."""
+    """Processes that draw a job's plots, package its models, work out its fits' tables and make
+    its CSV twins and dataset inputs (:mod:`~tidymlflow._writer.plotpool`), so that the writer
+    never imports the plotting and modelling libraries and writes while they work. Each answers
+    as the function of :mod:`~tidymlflow._writer.artifacts` it stands for does, doing the work
+    itself when no process can."""
 
     def draw(self, job: str, files: str, plot: PlotRecord) -> str | None: ...
 
     def model(self, job: str, files: str, model: ModelRecord) -> str | None: ...
 
     def outputs(self, job: str, files: str, outputs: OutputsRecord) -> str | None: ...
+
+    def files(self, job: str, files: str, run: artifacts.RunFiles) -> artifacts.Prepared: ...
 
 
 #: The (run handle, plot) pairs a job waiting to be written draws again (asked as late as
@@ -117,6 +121,8 @@ class Deliverer:
         runs: dict[str, tuple[str, str]] = {}
         try:
             with self.target(manifest.target, env):
+                # the tables the call staged (a fit's worked-out tables come with their CSV twins)
+                staged = {rec.handle: rec.tables for rec in manifest.runs}
                 manifest = self._with_outputs(job, manifest, result)
                 client = _client()
                 context = self._context_tags(manifest)
@@ -129,7 +135,7 @@ class Deliverer:
                 incomplete = frozenset(progress.incomplete)
                 for rec in reversed(manifest.runs):
                     self._write(client, job, rec, runs[rec.handle][0], result, incomplete, superseded,
-                                rec.handle in tagged)
+                                rec.handle in tagged, staged[rec.handle])
         except Exception as exc:
             if not transient(exc):
                 raise
@@ -311,10 +317,12 @@ class Deliverer:
 
     # -- what goes into a run ---------------------------------------------------------------------------
     def _write(self, client: Any, job: str, rec: RunRecord, run_id: str, result: Result,
-               incomplete: frozenset[str], superseded: Superseded = frozenset, tagged: bool = False) -> None:
+               incomplete: frozenset[str], superseded: Superseded = frozenset, tagged: bool = False,
+               staged: tuple[str, ...] = ()) -> None:
         """Params, metrics and tags in as few batches as fit (``tagged``: the run was created with
-        its tags), datasets, files, plots and the model; then the run ends (when tidymlflow owns
-        it). Errors that do not pass are reported and the rest goes on."""
+        its tags), datasets, files (``staged``: the tables the call staged, whose CSV twins are
+        made now), plots and the model; then the run ends (when tidymlflow owns it). Errors that
+        do not pass are reported and the rest goes on."""
         params = dict(rec.params)
         if rec.shared and params:
             clashes = artifacts.drop_clashes(client, run_id, params)
@@ -323,11 +331,15 @@ class Deliverer:
                                      "already hold other values (set before tidymlflow logged); kept those, "
                                      "logged everything else")
         self._step(result, artifacts.log_batch, client, run_id, params, rec, not tagged)
-        if rec.datasets:
-            self._step(result, artifacts.log_inputs, client, run_id, job, rec.datasets)
+        if staged or rec.datasets:  # made by a helper process while the jobs before were written
+            prepare = self.helpers.files if self.helpers else artifacts.prepare_files
+            errors, inputs = prepare(job, rec.files, artifacts.RunFiles(staged, rec.datasets))
+            result.errors.extend(errors)
+            if isinstance(inputs, str):
+                result.errors.append(inputs)
+            elif inputs:
+                self._step(result, artifacts.log_inputs, client, run_id, inputs)
         folder = records.inside(job, rec.files)
-        for table in rec.tables:
-            self._step(result, artifacts.csv_twin, os.path.join(folder, table))
         for plot in rec.plots:
             if (rec.handle, plot.name) in superseded():
                 continue

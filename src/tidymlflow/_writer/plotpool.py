@@ -15,16 +15,26 @@ from collections.abc import Callable
 from typing import Any, Union
 
 from tidymlflow._jobs.records import TABLES, WHOLE, Manifest, ModelRecord, OutputsRecord, PlotRecord
-from tidymlflow._writer.artifacts import derive_outputs, draw_plot, prepare_model
+from tidymlflow._writer.artifacts import (
+    Prepared,
+    RunFiles,
+    derive_outputs,
+    draw_plot,
+    prepare_files,
+    prepare_model,
+)
 
 #: What a helper process does for one run: work out its fit's tables (and draw what follows from
-#: them), draw one of its plots, or package its model.
-Task = Union[OutputsRecord, PlotRecord, ModelRecord]  # noqa: UP007
+#: them), draw one of its plots, package its model, or make what its staged files give (CSV
+#: twins, dataset inputs).
+Task = Union[OutputsRecord, PlotRecord, ModelRecord, RunFiles]  # noqa: UP007
 
 #: The key of a run's model among its plots' names.
 MODEL = ":model"
 #: The key of a run's fit outputs among its plots' names.
 OUTPUTS = ":outputs"
+#: The key of a run's CSV twins and dataset inputs among its plots' names.
+FILES = ":files"
 
 #: Plotting processes: two where there are two cores, so that a fit's plots draw side by side
 #: (at a script's end nothing else runs).
@@ -131,9 +141,11 @@ class PlotPool:
                     self._leave_out(handle, (job_queued, files), task, redrawn, evaluated.get(handle))
             for rec in manifest.runs:
                 tasks: list[Task] = [*([rec.outputs] if rec.outputs is not None else []), *rec.plots,
-                                     *([rec.model] if rec.model is not None else [])]
+                                     *([rec.model] if rec.model is not None else []),
+                                     *([RunFiles(rec.tables, rec.datasets)] if rec.tables or rec.datasets
+                                       else [])]
                 for task in tasks:
-                    ours: Future[str | None] = Future()
+                    ours: Future[Any] = Future()
                     self.futures[(job, rec.files, _name(task))] = ours
                     self.pending.append((rec.handle, ours, job, rec.files, task))
         self._pump()
@@ -185,6 +197,8 @@ class PlotPool:
             return self.pools[i].submit(draw_plot, job, files, task)
         if isinstance(task, ModelRecord):
             return self.pools[i].submit(prepare_model, job, files, task, tuple(sys.path))
+        if isinstance(task, RunFiles):
+            return self.pools[i].submit(prepare_files, job, files, task)
         skip = frozenset(self.skips.pop((job, files), ()))
         joined = self.joined.get((job, files))  # kept until the job is done: also for the writer's own try
         return self.pools[i].submit(derive_outputs, job, files, task, skip, tuple(sys.path), joined)
@@ -214,21 +228,26 @@ class PlotPool:
         """The outcome of a model handed over to be packaged (waiting for it), else packaged here."""
         return self._outcome(job, files, model, lambda: prepare_model(job, files, model))
 
+    def files(self, job: str, files: str, run: RunFiles) -> Prepared:
+        """The CSV twins and dataset inputs of a run made by a helper (waiting for them), else
+        made here."""
+        prepared: Prepared = self._outcome(job, files, run, lambda: prepare_files(job, files, run))
+        return prepared
+
     def outputs(self, job: str, files: str, outputs: OutputsRecord) -> str | None:
         """The outcome of a fit's outputs handed over to be worked out (waiting for it), else
         worked out here."""
         joined = self.joined.get((job, files))
         return self._outcome(job, files, outputs, lambda: derive_outputs(job, files, outputs, joined=joined))
 
-    def _outcome(self, job: str, files: str, task: Task, here: Callable[[], str | None]) -> str | None:
+    def _outcome(self, job: str, files: str, task: Task, here: Callable[[], Any]) -> Any:
         from concurrent.futures import BrokenExecutor, CancelledError
 
         with self.lock:
             future = self.futures.pop((job, files, _name(task)), None)
         if future is not None:
             try:
-                result: str | None = future.result(timeout=300)
-                return result
+                return future.result(timeout=300)
             except (BrokenExecutor, CancelledError, TimeoutError):
                 pass
         return here()
@@ -253,7 +272,9 @@ class PlotPool:
 
 
 def _name(task: Task) -> str:
-    return task.name if isinstance(task, PlotRecord) else MODEL if isinstance(task, ModelRecord) else OUTPUTS
+    if isinstance(task, PlotRecord):
+        return task.name
+    return MODEL if isinstance(task, ModelRecord) else FILES if isinstance(task, RunFiles) else OUTPUTS
 
 
 def _fork(listener: int) -> list[Any] | None:
