@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -153,3 +154,19 @@ def data() -> pd.DataFrame:
 def split(data):
     flat = data.drop(columns=["store"])
     return flat.iloc[:120].reset_index(drop=True), flat.iloc[120:].reset_index(drop=True)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs, mounted for the test (needs the right to mount, as root in CI has)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.strip()}); the file-as-folder case in "
+                    "test_engine covers a failing artifact store")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

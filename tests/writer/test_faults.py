@@ -261,22 +261,6 @@ def test_server_killed_mid_script_leaves_nothing_running_after_sync(tmp_path, en
 
 
 # -- a full disk under the artifact store ----------------------------------------------------------
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 1 MiB tmpfs, mounted for the test (needs the right to mount, as root in CI has)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.strip()}); the file-as-folder case in "
-                    "test_engine covers a failing artifact store")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_full_disk_marks_runs_incomplete_leaves_no_partial_files_and_sync_completes(tmp_path, env, tiny_disk):
     from mlflow import MlflowClient
 

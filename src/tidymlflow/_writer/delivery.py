@@ -59,6 +59,33 @@ class Result:
     runs: dict[str, str] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)  # the runs of this job's new records
     errors: list[str] = field(default_factory=list)
+    carried: Carry | None = None  # what is left for the next job, written with its own
+
+
+@dataclass
+class Carry:
+    """What a job leaves unwritten for the next job, which continues its run (a fit's
+    ``evaluate()`` queued behind it): the run's params, metrics and tags, its dataset inputs and
+    its end. The next job writes them in its own batch and inputs call and ends the run: one
+    MLflow call of each kind for the two jobs. Held in memory only: the job stays in the
+    journal until the next one is written (a replay writes everything again)."""
+
+    handle: str
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: tuple[records.Metric, ...] = ()
+    set_tags: dict[str, Any] = field(default_factory=dict)
+    inputs: list[artifacts.DatasetFields] = field(default_factory=list)
+    status: str | None = None
+    end_time: int | None = None
+
+
+@dataclass
+class Ends:
+    """For one run of a job: what the job before left for it (``came``), and what is left to
+    the next job (``leave``, filled in)."""
+
+    came: Carry | None
+    leave: Carry | None
 
 
 class Helpers(Protocol):
@@ -95,26 +122,32 @@ class Deliverer:
 
     # -- one job ------------------------------------------------------------------------------------
     def deliver(self, job: str, manifest: Manifest | None = None, superseded: Superseded = frozenset,
-                env: dict[str, str] | None = None) -> Result:
+                env: dict[str, str] | None = None, carried: Carry | None = None,
+                carry: str | None = None) -> Result:
         """Write ``job``; raise :class:`Undelivered` when it must stay in the journal. A store
         that is busy (a locked sqlite database, another process creating its tables) gets a
         second try a moment later: delivery is idempotent. ``superseded()`` (run handle, plot),
         asked before each plot: plots a job already waiting draws again into the same run,
         skipped here. ``manifest``: the job's, when the caller has read it already; ``env``: the
-        environment of the job's script (see :meth:`target`)."""
+        environment of the job's script (see :meth:`target`). ``carried``: what the job before
+        left for this one (:class:`Carry`); ``carry``: the handle of a run of a new record that
+        the next job continues, whose batch, inputs and end are left to it (``Result.carried``;
+        not on a replay)."""
         manifest = manifest or _journal.manifest(job)
         try:
-            return self._deliver(job, manifest, superseded, env)
+            return self._deliver(job, manifest, superseded, env, carried, carry)
         except Undelivered as exc:
             if exc.unreachable or not busy_store(exc):
                 raise
         time.sleep(1.0)
-        return self._deliver(job, manifest, superseded, env)
+        return self._deliver(job, manifest, superseded, env, carried, carry)
 
-    def _deliver(self, job: str, manifest: Manifest, superseded: Superseded,
-                 env: dict[str, str] | None) -> Result:
+    def _deliver(self, job: str, manifest: Manifest, superseded: Superseded, env: dict[str, str] | None,
+                 carried: Carry | None = None, carry: str | None = None) -> Result:
         progress = _journal.progress(job)
         replay = progress.attempts > 0
+        if replay or carry in progress.incomplete:
+            carry = None
         progress.attempts += 1
         _journal.save_progress(job, progress)
         result = Result()
@@ -134,8 +167,11 @@ class Deliverer:
                 _journal.save_progress(job, progress)  # a replay finds runs it misses by their handle tag
                 incomplete = frozenset(progress.incomplete)
                 for rec in reversed(manifest.runs):
+                    ends = Ends(carried if carried is not None and carried.handle == rec.handle else None,
+                                Carry(rec.handle) if rec.handle == carry and rec.kind == "new" else None)
                     self._write(client, job, rec, runs[rec.handle][0], result, incomplete, superseded,
-                                rec.handle in tagged, staged[rec.handle])
+                                rec.handle in tagged, staged[rec.handle], ends)
+                    result.carried = result.carried or ends.leave
         except Exception as exc:
             if not transient(exc):
                 raise
@@ -318,11 +354,13 @@ class Deliverer:
     # -- what goes into a run ---------------------------------------------------------------------------
     def _write(self, client: Any, job: str, rec: RunRecord, run_id: str, result: Result,
                incomplete: frozenset[str], superseded: Superseded = frozenset, tagged: bool = False,
-               staged: tuple[str, ...] = ()) -> None:
+               staged: tuple[str, ...] = (), ends: Ends | None = None) -> None:
         """Params, metrics and tags in as few batches as fit (``tagged``: the run was created with
         its tags), datasets, files (``staged``: the tables the call staged, whose CSV twins are
-        made now), plots and the model; then the run ends (when tidymlflow owns it). Errors that
-        do not pass are reported and the rest goes on."""
+        made now), plots and the model; then the run ends (when tidymlflow owns it). ``ends``:
+        what the job before left for this run, and what is left to the next job. Errors that do
+        not pass are reported and the rest goes on."""
+        ends = ends or Ends(None, None)
         params = dict(rec.params)
         if rec.shared and params:
             clashes = artifacts.drop_clashes(client, run_id, params)
@@ -330,15 +368,8 @@ class Deliverer:
                 result.errors.append(f"ParamClashError: param(s) {', '.join(clashes)} of run {run_id} "
                                      "already hold other values (set before tidymlflow logged); kept those, "
                                      "logged everything else")
-        self._step(result, artifacts.log_batch, client, run_id, params, rec, not tagged)
-        if staged or rec.datasets:  # made by a helper process while the jobs before were written
-            prepare = self.helpers.files if self.helpers else artifacts.prepare_files
-            errors, inputs = prepare(job, rec.files, artifacts.RunFiles(staged, rec.datasets))
-            result.errors.extend(errors)
-            if isinstance(inputs, str):
-                result.errors.append(inputs)
-            elif inputs:
-                self._step(result, artifacts.log_inputs, client, run_id, inputs)
+        self._batch(client, run_id, params, rec, tagged, ends, result)
+        self._inputs(client, job, run_id, rec, staged, ends, result)
         folder = records.inside(job, rec.files)
         for plot in rec.plots:
             if (rec.handle, plot.name) in superseded():
@@ -353,8 +384,46 @@ class Deliverer:
         if rec.handle in incomplete:
             with contextlib.suppress(Exception):
                 client.delete_tag(run_id, INCOMPLETE_TAG)
-        if rec.status is not None:
-            client.set_terminated(run_id, rec.status, end_time=rec.end_time or _now())
+        status, end_time = rec.status, rec.end_time
+        if status is None and ends.came is not None:
+            status, end_time = ends.came.status, ends.came.end_time
+        if ends.leave is not None:
+            ends.leave.status, ends.leave.end_time = status, end_time
+        elif status is not None:
+            client.set_terminated(run_id, status, end_time=end_time or _now())
+
+    def _batch(self, client: Any, run_id: str, params: dict[str, Any], rec: RunRecord, tagged: bool,
+               ends: Ends, result: Result) -> None:
+        """The run's params, metrics and tags (those set after the call unless ``tagged``), with
+        what the job before left; or, to be left to the next job, kept."""
+        tags = {} if tagged else rec.set_tags
+        if ends.came is not None:
+            params = {**ends.came.params, **params}
+            tags = {**ends.came.set_tags, **tags}
+            rec = dataclasses.replace(rec, metrics=ends.came.metrics + rec.metrics)
+        if ends.leave is not None:
+            ends.leave.params, ends.leave.metrics, ends.leave.set_tags = params, rec.metrics, tags
+            return
+        self._step(result, artifacts.log_batch, client, run_id, params,
+                   dataclasses.replace(rec, set_tags=tags), bool(tags))
+
+    def _inputs(self, client: Any, job: str, run_id: str, rec: RunRecord, staged: tuple[str, ...],
+                ends: Ends, result: Result) -> None:
+        """The CSV twins of the tables the call staged, and the dataset inputs (made by a helper
+        process while the jobs before were written), with those the job before left."""
+        inputs = list(ends.came.inputs) if ends.came is not None else []
+        if staged or rec.datasets:
+            prepare = self.helpers.files if self.helpers else artifacts.prepare_files
+            errors, prepared = prepare(job, rec.files, artifacts.RunFiles(staged, rec.datasets))
+            result.errors.extend(errors)
+            if isinstance(prepared, str):
+                result.errors.append(prepared)
+            else:
+                inputs += prepared
+        if ends.leave is not None:
+            ends.leave.inputs = inputs
+        elif inputs:
+            self._step(result, artifacts.log_inputs, client, run_id, inputs)
 
     def _log_model(self, client: Any, job: str, run_id: str, rec: RunRecord, result: Result) -> None:
         error = artifacts.log_model(client, job, run_id, rec, self.helpers.model if self.helpers else None)

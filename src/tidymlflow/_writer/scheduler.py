@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs.records import Done, Hello, JobTarget, Manifest, ToScript
 from tidymlflow._writer import lanes, upkeep
-from tidymlflow._writer.delivery import Deliverer
+from tidymlflow._writer.delivery import Deliverer, Result
 from tidymlflow._writer.failures import Undelivered, unreachable
 from tidymlflow._writer.plotpool import PlotPool, freeze_heap, warm_plots
 
@@ -62,6 +62,32 @@ class _Waiting:
     late: bool
 
 
+@dataclass
+class _Carrying:
+    """A job written but for what it left to the next job, which continues its run: it stays
+    in the journal, and its script waits for its answer, until the next job is written."""
+
+    job: Job
+    answer: Answer
+    late: bool
+    result: Result
+
+
+def continued(job: Job, queued: Sequence[Job]) -> str | None:
+    """The handle of a run that ``job`` creates and that the next job waiting continues, alone
+    and into the same store (a fit's ``evaluate()`` queued behind it): that job writes the
+    run's batch, inputs and end with its own (:class:`~tidymlflow._writer.delivery.Carry`)."""
+    after = queued[0] if queued else None
+    if (job.manifest is None or after is None or after.manifest is None or after.journal != job.journal
+            or after.manifest.target != job.manifest.target or len(after.manifest.runs) != 1):
+        return None
+    rec = after.manifest.runs[0]
+    if rec.kind != "existing" or rec.shared:
+        return None
+    return rec.handle if any(r.handle == rec.handle and r.kind == "new" and not r.shared
+                             for r in job.manifest.runs) else None
+
+
 def superseded(queued: Sequence[Job]) -> frozenset[tuple[str, str]]:
     """(run handle, plot) pairs that a job already waiting draws again into a run logged before,
     such as the forecast an ``evaluate()`` redraws with its test rows: drawing them now would be
@@ -98,11 +124,12 @@ class Scheduler:
         self.waiting: dict[str, deque[_Waiting]] = {}
         self.outcomes: deque[tuple[_Waiting, lanes.Outcome | BaseException]] = deque()
         self.wake: Callable[[], None] = lambda: None  # the writer's thread has outcomes to settle
+        self.carrying: _Carrying | None = None
 
     def idle(self) -> bool:
         """Nothing to write, retry or adopt, and no lane writing: the writer may rest."""
         return not (self.kept or self.orphans or self.outcomes or self.lanes.busy()
-                    or any(self.waiting.values()))
+                    or any(self.waiting.values()) or self.carrying)
 
     def hello(self, message: Hello) -> None:
         """A script has connected: take its ``sys.path`` (the key made it this writer's own)
@@ -207,20 +234,28 @@ class Scheduler:
             waiting.answer(Done(waiting.job.seq, waiting.job.path, waiting.job.call, kept=why))
 
     def _deliver(self, job: Job, answer: Answer, late: bool = False) -> bool:
-        """Deliver one job and answer; False when it is kept."""
+        """Deliver one job and answer; False when it is kept. A job whose run the next job
+        waiting continues leaves part of it to that job (:func:`continued`)."""
+        held = self._take_carry(job)
         seq = None if late else job.seq
         with _journal.locked(job.path) as ours:
             if not ours:  # tidymlflow sync has it, or it is gone
                 answer(Done(seq, job.path, job.call))
+                self._finish(held)
                 return True
             try:
                 if job.manifest is None:
                     raise ValueError(job.error)
                 result = self.deliverer.deliver(job.path, job.manifest, lambda: superseded(self._queued()),
-                                                job.env)
+                                                job.env, held.result.carried if held else None,
+                                                None if late else continued(job, self._queued()))
             except Undelivered as exc:
                 if exc.unreachable:
                     self.paused[job.journal] = (time.monotonic() + RETRY_AFTER, str(exc))
+                if held is not None and exc.unreachable:  # what it left was not written: kept too
+                    self._keep_late(held, str(exc))
+                elif held is not None:  # written in whole now (its run ends as it would have)
+                    self._finish(held)
                 if not late:
                     self.kept.setdefault(job.journal, []).append(_Kept(job, time.monotonic() + RETRY_AFTER,
                                                                        answer))
@@ -228,13 +263,58 @@ class Scheduler:
                 return False
             except Exception as exc:  # a job that cannot be read: say so, leave it for sync
                 answer(Done(seq, job.path, job.call, errors=(f"{type(exc).__name__}: {exc}",)))
+                self._finish(held)
+                return True
+            if result.carried is not None:
+                self.carrying = _Carrying(job, answer, late, result)
                 return True
             _journal.remove(job.path)
+        self._done(job, answer, seq, result)
+        if held is not None:
+            with _journal.locked(held.job.path) as ours:
+                if ours:
+                    _journal.remove(held.job.path)
+            self._done(held.job, held.answer, None if held.late else held.job.seq, held.result)
+        return True
+
+    def _done(self, job: Job, answer: Answer, seq: int | None, result: Result) -> None:
         if self.plotter is not None:
             self.plotter.forget(job.path)
         answer(Done(seq, job.path, job.call, runs=result.runs, created=tuple(result.created),
                     errors=tuple(result.errors)))
-        return True
+
+    # -- a job that left part of it to the next ----------------------------------------------------
+    def _take_carry(self, job: Job) -> _Carrying | None:
+        """The job that left part of it to ``job``; a job whose next job is another is
+        finished first (:meth:`_finish`)."""
+        held, self.carrying = self.carrying, None
+        if held is None:
+            return None
+        carried = held.result.carried
+        if (carried is not None and job.manifest is not None and job.journal == held.job.journal
+                and [r.handle for r in job.manifest.runs] == [carried.handle]):
+            return held
+        self._finish(held)
+        return None
+
+    def finish_carry(self) -> None:
+        """Write what a job left to a next job that has not come (the writer is idle, or leaves)."""
+        held, self.carrying = self.carrying, None
+        self._finish(held)
+
+    def _finish(self, held: _Carrying | None) -> None:
+        """A job that left part of it to a next job that did not write it: delivered again in
+        whole (delivery is idempotent; a replay leaves nothing to another job)."""
+        if held is not None and not self._deliver(held.job, held.answer, held.late) and held.late:
+            self.kept.setdefault(held.job.journal, []).append(
+                _Kept(held.job, time.monotonic() + RETRY_AFTER, held.answer))
+
+    def _keep_late(self, held: _Carrying, why: str) -> None:
+        """The job that left part of it to a job that could not be written: kept with it."""
+        self.kept.setdefault(held.job.journal, []).append(
+            _Kept(held.job, time.monotonic() + RETRY_AFTER, held.answer))
+        if not held.late:
+            held.answer(Done(held.job.seq, held.job.path, held.job.call, kept=why))
 
     def scan(self) -> None:
         """Look for jobs that scripts which have ended left in this user's journals and that no

@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     scheduler = Scheduler(hall.queued, plotter, args.listen)
     if hall.serve(scheduler):
         hall.rest(scheduler)  # does not return
+    scheduler.finish_carry()
     scheduler.retry_kept()
     scheduler.lanes.close()  # what the lanes are writing is finished
     scheduler.settle()
@@ -136,6 +137,7 @@ class Hall:
                     self.idle_since = None
                     self.may_rest = False
             if item is None:
+                scheduler.finish_carry()
                 scheduler.settle()
                 scheduler.retry_kept()
                 scheduler.adopt_one()
