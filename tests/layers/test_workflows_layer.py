@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from helpers import assert_metrics_match, assert_tables_match, numeric_stats
 
@@ -43,6 +45,10 @@ def test_workflow_fit_logs_one_run_per_spec(store, split):
     assert_tables_match(store, run, frames)
     inputs = run.inputs.dataset_inputs
     assert [(d.dataset.name, d.tags[0].value) for d in inputs] == [("train", "train")]
+    # its source is this script, as mlflow.data.from_pandas gives it here (not the writer's)
+    source = json.loads(inputs[0].dataset.source)["tags"]
+    for key in ("mlflow.source.name", "mlflow.user"):
+        assert source[key] == tags[key], key
 
 
 def _plot_files(store, run) -> list[str]:

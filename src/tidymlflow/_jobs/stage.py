@@ -26,8 +26,9 @@ class Stage:
     """The folder of one job while the call stages it: one sub-folder per run, frames written
     once even when a table and a plot share them."""
 
-    def __init__(self, journal: str, inputs: str = "inputs") -> None:
+    def __init__(self, journal: str, inputs: str = "inputs", twins: bool = False) -> None:
         self.journal = journal
+        self.twins = twins  # tables get their CSV twin as they are staged (the writer's helpers)
         self._path: str | None = None
         self._frames: dict[int, tuple[Any, str]] = {}  # id(frame) -> (frame, path in the job)
         self._pickled: dict[int, tuple[Any, str]] = {}  # id(object) -> (object, path in the job)
@@ -37,8 +38,8 @@ class Stage:
     @classmethod
     def existing(cls, job: str, inputs: str) -> Stage:
         """A job handed over already, to which a helper adds what it works out (plot inputs
-        in their own folder ``inputs``)."""
-        stage = cls(os.path.dirname(job), inputs)
+        in their own folder ``inputs``; tables with their CSV twins, from the frames at hand)."""
+        stage = cls(os.path.dirname(job), inputs, twins=True)
         stage._path = job
         return stage
 
@@ -55,16 +56,19 @@ class Stage:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
-    def frame(self, frame: Any, relative: str | None = None, index: bool = False) -> str:
+    def frame(self, frame: Any, relative: str | None = None, index: bool = False, twin: bool = False) -> str:
         """Write ``frame`` as parquet at ``relative`` (or beside the plot inputs) unless it was
-        written already (``index``: with its index); returns its path inside the job."""
+        written already (``index``: with its index; ``twin``: and its CSV twin, see
+        :func:`write_csv_twin`); returns its path inside the job."""
         known = self._frames.get(id(frame))
         if known is not None and known[0] is frame and (relative is None or known[1] == relative):
             return known[1]
         if relative is None:
             self._plot_inputs += 1
             relative = f"{self._inputs}/{self._plot_inputs}.parquet"
-        write_parquet(frame, self.file(relative), index)
+        written = write_parquet(frame, self.file(relative), index)
+        if twin:
+            write_csv_twin(written, self.file(relative))
         self._frames[id(frame)] = (frame, relative)
         return relative
 
@@ -95,10 +99,18 @@ class Stage:
             self._path = None
 
 
-def write_parquet(frame: Any, path: str, index: bool = False) -> None:
+def write_csv_twin(frame: Any, path: str) -> None:
+    """The CSV the MLflow UI previews as a grid, beside the parquet file ``path`` of ``frame``:
+    ``<name>.csv``, or ``<name>.first_<N>_rows.csv`` when capped at :data:`CSV_ROWS` rows."""
+    stem = path[: -len(".parquet")] if path.endswith(".parquet") else path
+    capped = len(frame) > CSV_ROWS
+    frame.head(CSV_ROWS).to_csv(f"{stem}.first_{CSV_ROWS}_rows.csv" if capped else f"{stem}.csv", index=False)
+
+
+def write_parquet(frame: Any, path: str, index: bool = False) -> Any:
     """``frame`` as parquet with text column names (``index``: its index too); object columns
     that mix types (such as the library's ``stats["value"]``) are written as text, which pyarrow
-    otherwise refuses."""
+    otherwise refuses. Returns the frame as written."""
     if not all(isinstance(c, str) for c in frame.columns):
         frame = frame.rename(columns=str)
     mixed = [c for c in frame.columns if frame[c].dtype == object and _mixes_text(frame[c])]
@@ -113,6 +125,7 @@ def write_parquet(frame: Any, path: str, index: bool = False) -> None:
         for col in [c for c in frame.columns if frame[c].dtype == object]:
             frame[col] = frame[col].map(_as_text)
         frame.to_parquet(path, index=index)
+    return frame
 
 
 def _mixes_text(column: Any) -> bool:

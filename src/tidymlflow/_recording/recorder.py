@@ -82,8 +82,9 @@ class Recorder:
 
     def log_table(self, frame: Any, relative: str) -> None:
         """A DataFrame as ``<name>.parquet`` for reading back; the writer adds the CSV twin the
-        MLflow UI previews as a grid (``<name>.csv``, or ``<name>.first_<N>_rows.csv``)."""
-        self.stage.frame(frame, f"{self._folder}/{relative}")
+        MLflow UI previews as a grid (``<name>.csv``, or ``<name>.first_<N>_rows.csv``), or the
+        stage does when it is a helper's (:attr:`Stage.twins`)."""
+        self.stage.frame(frame, f"{self._folder}/{relative}", twin=self.stage.twins)
         self._tables.append(relative)
 
     def log_frame(self, frame: Any, relative: str) -> None:

@@ -76,6 +76,9 @@ class RunFiles:
 
     tables: tuple[str, ...]
     datasets: tuple[DatasetRecord, ...]
+    #: the script's MLflow context tags (source, user, git; the job's provenance): the datasets'
+    #: source, as ``mlflow.data.from_pandas`` gives it in the script. None: this process's own.
+    source: dict[str, str] | None = None
 
 
 #: A dataset input as :func:`prepare_files` makes it: MLflow's Dataset fields (name, digest,
@@ -100,7 +103,7 @@ def prepare_files(job: str, files: str, run: RunFiles) -> Prepared:
                 raise
             errors.append(f"{type(exc).__name__}: {exc}")
     try:
-        inputs: list[DatasetFields] | str = [_dataset(job, d) for d in run.datasets]
+        inputs: list[DatasetFields] | str = [_dataset(job, d, run.source) for d in run.datasets]
     except Exception as exc:
         if transient(exc):
             raise
@@ -123,13 +126,15 @@ def log_inputs(client: Any, run_id: str, datasets: list[DatasetFields]) -> None:
         client.log_inputs(run_id, datasets=inputs)
 
 
-def _dataset(job: str, staged: DatasetRecord) -> DatasetFields:
-    """The DatasetInput MLflow's ``from_pandas`` gives for the user's frame, built from its first
-    rows and size (what the digest and profile read)."""
+def _dataset(job: str, staged: DatasetRecord, source: dict[str, str] | None = None) -> DatasetFields:
+    """The DatasetInput MLflow's ``from_pandas`` gives for the user's frame in the user's script,
+    built from its first rows and size (what the digest and profile read) and the script's
+    context tags (``source``; else this process's)."""
     import json
 
     import numpy as np
     import pandas as pd
+    from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.digest_utils import get_normalized_md5_digest
     from mlflow.data.pandas_dataset import from_pandas
 
@@ -139,23 +144,17 @@ def _dataset(job: str, staged: DatasetRecord) -> DatasetFields:
     digest = get_normalized_md5_digest([pd.util.hash_pandas_object(head[wanted]).values,
                                         np.int64(staged.num_rows)]
                                        + [str(c).encode() for c in staged.columns])
-    e = from_pandas(head, name=staged.context, digest=digest)._to_mlflow_entity()
+    found = {"source": CodeDatasetSource(tags=dict(source))} if source else {}
+    e = from_pandas(head, name=staged.context, digest=digest, **found)._to_mlflow_entity()
     profile = json.dumps({"num_rows": staged.num_rows, "num_elements": staged.num_elements})
     return e.name, e.digest, e.source_type, e.source, e.schema, profile, staged.context
 
 
 def csv_twin(path: str) -> None:
-    """The CSV the MLflow UI previews as a grid: ``<name>.csv``, or
-    ``<name>.first_<N>_rows.csv`` when capped."""
+    """The CSV twin of the staged table ``path`` (:func:`~tidymlflow._jobs.stage.write_csv_twin`)."""
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    rows = pq.ParquetFile(path).metadata.num_rows
-    frame = pd.read_parquet(path)
-    stem = path[: -len(".parquet")] if path.endswith(".parquet") else path
-    capped = rows > _job.CSV_ROWS
-    frame.head(_job.CSV_ROWS).to_csv(f"{stem}.first_{_job.CSV_ROWS}_rows.csv" if capped else f"{stem}.csv",
-                                     index=False)
+    _job.write_csv_twin(pd.read_parquet(path), path)
 
 
 def draw_plot(job: str, files: str, plot: PlotRecord) -> str | None:
@@ -261,7 +260,6 @@ def derive_outputs(job: str, files: str, outputs: OutputsRecord, skip: frozenset
             error = draw_plot(job, files, plot)
             if error:
                 errors.append(error)
-        errors += prepare_files(job, files, RunFiles(rec.tables, ()))[0]  # before the file that says done
         found = records.Derived(rec.metrics, rec.set_tags, rec.tables, tuple(errors))
     except Exception as exc:
         if transient(exc):

@@ -170,7 +170,7 @@ class Deliverer:
                     ends = Ends(carried if carried is not None and carried.handle == rec.handle else None,
                                 Carry(rec.handle) if rec.handle == carry and rec.kind == "new" else None)
                     self._write(client, job, rec, runs[rec.handle][0], result, incomplete, superseded,
-                                rec.handle in tagged, staged[rec.handle], ends)
+                                rec.handle in tagged, staged[rec.handle], ends, manifest.provenance)
                     result.carried = result.carried or ends.leave
         except Exception as exc:
             if not transient(exc):
@@ -354,12 +354,14 @@ class Deliverer:
     # -- what goes into a run ---------------------------------------------------------------------------
     def _write(self, client: Any, job: str, rec: RunRecord, run_id: str, result: Result,
                incomplete: frozenset[str], superseded: Superseded = frozenset, tagged: bool = False,
-               staged: tuple[str, ...] = (), ends: Ends | None = None) -> None:
+               staged: tuple[str, ...] = (), ends: Ends | None = None,
+               source: dict[str, str] | None = None) -> None:
         """Params, metrics and tags in as few batches as fit (``tagged``: the run was created with
         its tags), datasets, files (``staged``: the tables the call staged, whose CSV twins are
         made now), plots and the model; then the run ends (when tidymlflow owns it). ``ends``:
-        what the job before left for this run, and what is left to the next job. Errors that do
-        not pass are reported and the rest goes on."""
+        what the job before left for this run, and what is left to the next job; ``source``:
+        the script's context tags, its datasets' source. Errors that do not pass are reported and
+        the rest goes on."""
         ends = ends or Ends(None, None)
         params = dict(rec.params)
         if rec.shared and params:
@@ -369,7 +371,8 @@ class Deliverer:
                                      "already hold other values (set before tidymlflow logged); kept those, "
                                      "logged everything else")
         self._batch(client, run_id, params, rec, tagged, ends, result)
-        self._inputs(client, job, run_id, rec, staged, ends, result)
+        self._inputs(client, job, run_id, rec, artifacts.RunFiles(staged, rec.datasets, source or None), ends,
+                     result)
         folder = records.inside(job, rec.files)
         for plot in rec.plots:
             if (rec.handle, plot.name) in superseded():
@@ -407,14 +410,14 @@ class Deliverer:
         self._step(result, artifacts.log_batch, client, run_id, params,
                    dataclasses.replace(rec, set_tags=tags), bool(tags))
 
-    def _inputs(self, client: Any, job: str, run_id: str, rec: RunRecord, staged: tuple[str, ...],
+    def _inputs(self, client: Any, job: str, run_id: str, rec: RunRecord, files: artifacts.RunFiles,
                 ends: Ends, result: Result) -> None:
         """The CSV twins of the tables the call staged, and the dataset inputs (made by a helper
         process while the jobs before were written), with those the job before left."""
         inputs = list(ends.came.inputs) if ends.came is not None else []
-        if staged or rec.datasets:
+        if files.tables or files.datasets:
             prepare = self.helpers.files if self.helpers else artifacts.prepare_files
-            errors, prepared = prepare(job, rec.files, artifacts.RunFiles(staged, rec.datasets))
+            errors, prepared = prepare(job, rec.files, files)
             result.errors.extend(errors)
             if isinstance(prepared, str):
                 result.errors.append(prepared)

@@ -142,8 +142,8 @@ class PlotPool:
             for rec in manifest.runs:
                 tasks: list[Task] = [*([rec.outputs] if rec.outputs is not None else []), *rec.plots,
                                      *([rec.model] if rec.model is not None else []),
-                                     *([RunFiles(rec.tables, rec.datasets)] if rec.tables or rec.datasets
-                                       else [])]
+                                     *([RunFiles(rec.tables, rec.datasets, manifest.provenance or None)]
+                                       if rec.tables or rec.datasets else [])]
                 for task in tasks:
                     ours: Future[Any] = Future()
                     self.futures[(job, rec.files, _name(task))] = ours
