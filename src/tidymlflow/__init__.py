@@ -93,17 +93,18 @@ def autolog(
     from tidymlflow._runtime.config import build_config
     from tidymlflow._writer import client as _service
 
-    config = build_config(flags, registered=_engine.discover_layers())
+    config = build_config(flags, registered=_engine.layer_names())
     _env.check_environment()  # a bad TIDYMLFLOW_* variable is named before anything is patched
     if config.disable:
         _engine.deactivate()
         _habits.uninstall()
     else:
         handover.provide(_service.get, _service.current)  # the writer the calls hand their jobs to
+        # the writer first: it imports MLflow while the layers load (pandas) and the script starts
+        _service.get(warm=_runs.current_target().record())
         _sampling.sampler.reset()  # a loop's fits are counted from here
         _engine.activate(config)
         _habits.install()  # MLflow reads in this process see what was logged (read-your-writes)
-        _service.get(warm=_runs.current_target().record())
 
 
 def flush(timeout: float | None = None) -> list[str]:

@@ -51,6 +51,14 @@ _original_codes: dict[int, str] = {}  # id of the code of every patched original
 _unpatched_told: set[str] = set()
 
 
+def layer_names() -> set[str]:
+    """The names registered in the ``tidymlflow.layers`` entry-point group, without loading their
+    layers (which import pandas: ``autolog()`` starts the writer first)."""
+    if _layers is not None:
+        return set(_layers)
+    return {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def discover_layers() -> dict[str, Layer]:
     """Layers registered in the ``tidymlflow.layers`` entry-point group (loaded once)."""
     global _layers

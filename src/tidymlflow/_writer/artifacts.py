@@ -144,7 +144,7 @@ def _dataset(job: str, staged: DatasetRecord, source: dict[str, str] | None = No
     digest = get_normalized_md5_digest([pd.util.hash_pandas_object(head[wanted]).values,
                                         np.int64(staged.num_rows)]
                                        + [str(c).encode() for c in staged.columns])
-    found = {"source": CodeDatasetSource(tags=dict(source))} if source else {}
+    found: dict[str, Any] = {"source": CodeDatasetSource(tags=dict(source))} if source else {}
     e = from_pandas(head, name=staged.context, digest=digest, **found)._to_mlflow_entity()
     profile = json.dumps({"num_rows": staged.num_rows, "num_elements": staged.num_elements})
     return e.name, e.digest, e.source_type, e.source, e.schema, profile, staged.context

@@ -36,6 +36,10 @@ OUTPUTS = ":outputs"
 #: The key of a run's CSV twins and dataset inputs among its plots' names.
 FILES = ":files"
 
+#: Jobs waiting in the pool from which on the writer counts as behind (a loop): the helpers then
+#: make the dataset inputs too.
+BEHIND = 2
+
 #: Plotting processes: two where there are two cores, so that a fit's plots draw side by side
 #: (at a script's end nothing else runs).
 PLOT_PROCESSES = 2 if (os.cpu_count() or 1) >= 2 else 1
@@ -134,6 +138,9 @@ class PlotPool:
         evaluated = {r.handle: (job, r.files) for r in manifest.runs
                      if r.outputs is not None and r.outputs.kind == "evaluate"}
         with self.lock:
+            # dataset inputs need MLflow, which a helper imports on its first (a second of CPU):
+            # worth it in a loop, not beside a script's first calls, where the writer has MLflow
+            behind = len({key[0] for key in self.futures}) >= BEHIND
             for handle, queued, job_queued, files, task in self.pending:
                 if isinstance(task, PlotRecord) and (handle, task.name) in redrawn:
                     queued.cancel()
@@ -142,7 +149,8 @@ class PlotPool:
             for rec in manifest.runs:
                 tasks: list[Task] = [*([rec.outputs] if rec.outputs is not None else []), *rec.plots,
                                      *([rec.model] if rec.model is not None else []),
-                                     *([RunFiles(rec.tables, rec.datasets, manifest.provenance or None)]
+                                     *([RunFiles(rec.tables, rec.datasets if behind else (),
+                                                 manifest.provenance or None)]
                                        if rec.tables or rec.datasets else [])]
                 for task in tasks:
                     ours: Future[Any] = Future()
@@ -230,9 +238,12 @@ class PlotPool:
 
     def files(self, job: str, files: str, run: RunFiles) -> Prepared:
         """The CSV twins and dataset inputs of a run made by a helper (waiting for them), else
-        made here."""
-        prepared: Prepared = self._outcome(job, files, run, lambda: prepare_files(job, files, run))
-        return prepared
+        made here; the dataset inputs are made here too when the helper was not given them."""
+        errors, inputs = self._outcome(job, files, run, lambda: prepare_files(job, files, run))
+        if isinstance(inputs, list) and len(inputs) < len(run.datasets):
+            more, inputs = prepare_files(job, files, RunFiles((), run.datasets, run.source))
+            errors = [*errors, *more]
+        return errors, inputs
 
     def outputs(self, job: str, files: str, outputs: OutputsRecord) -> str | None:
         """The outcome of a fit's outputs handed over to be worked out (waiting for it), else
@@ -282,7 +293,7 @@ def _fork(listener: int) -> list[Any] | None:
     has started and gone quiet: the only threads then are that pool's own, waiting on its own
     pipes, with no lock a new process would need); None when they cannot be started."""
     try:
-        pools = [helper_process(listener) for _ in range(PLOT_PROCESSES)]
+        pools = [helper_process(listener, NICE) for _ in range(PLOT_PROCESSES)]
         for pool in pools:
             pool.submit(int).result(timeout=60)  # the process exists now
     except Exception:
@@ -290,21 +301,53 @@ def _fork(listener: int) -> list[Any] | None:
     return pools
 
 
-def helper_process(listener: int) -> Any:
+_preloading: threading.Thread | None = None
+
+
+def preload(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` in a thread of the writer, at once: MLflow takes about a second to
+    import, which the writer then spends while the script that started it is still starting,
+    not after its first job has come. Processes are forked only once it is done (a process
+    forked in the middle of an import would inherit the import's lock, held)."""
+    import importlib
+
+    def run() -> None:
+        for name in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+    global _preloading
+    _preloading = threading.Thread(target=run, name="tidymlflow-preload", daemon=True)
+    _preloading.start()
+
+
+#: The plotting processes' niceness: they yield the CPU to the user's script and to the writer
+#: when both cores are busy (a script starting beside a new writer: its plots are ready well
+#: before the writer has MLflow and its store; a loop, whose script then keeps its pace).
+NICE = 5
+
+
+def helper_process(listener: int, nice: int = 0) -> Any:
     """A one-process pool forked from the writer (its imports are the writer's): it lets go of
-    the writer's listening socket ``listener`` and leaves when the writer is gone. The plotting
-    processes and the delivery lanes are such processes."""
+    the writer's listening socket ``listener`` and leaves when the writer is gone (``nice``: and
+    runs that much nicer). The plotting processes and the delivery lanes are such processes."""
     import concurrent.futures
     import multiprocessing
 
+    if _preloading is not None:
+        _preloading.join()
+
     return concurrent.futures.ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("fork"), initializer=_plot_process,
-        initargs=(listener,))
+        initargs=(listener, nice))
 
 
-def _plot_process(listener: int) -> None:
+def _plot_process(listener: int, nice: int = 0) -> None:
     """A plotting process starts: without the writer's socket, and gone within a second when
     the writer is gone (killed, say)."""
+    if nice:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, listener):
         with contextlib.suppress(OSError):

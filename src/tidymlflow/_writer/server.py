@@ -31,11 +31,22 @@ from tidymlflow._jobs import records
 from tidymlflow._jobs.records import Done, Hello, Refused, Submit, ToScript, Wait, Welcome
 from tidymlflow._writer import lanes, upkeep
 from tidymlflow._writer import rendezvous as _daemon
-from tidymlflow._writer.plotpool import PlotPool
+from tidymlflow._writer.plotpool import PlotPool, preload
 from tidymlflow._writer.scheduler import Job, Scheduler
 
 #: What waits in the writer's queue: a script's hello or job, or None when the script has gone.
 Item = Union[Hello, Job, None]  # noqa: UP007
+
+#: What a new writer imports at once, while its first script is still starting (MLflow, and
+#: what writing a run's dataset inputs needs).
+PRELOAD = ("mlflow", "mlflow.tracking.client", "mlflow.data.pandas_dataset")
+#: And for a database store (the URI of the script that started the writer): MLflow's store.
+DATABASE = ("mlflow.store.tracking.sqlalchemy_store",)
+
+
+def _database(uri: str) -> bool:
+    return uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql")
+
 
 #: Seconds without a job after which the writer counts as idle while a script is connected;
 #: with no script connected, its plotting processes then leave (and after ``TIDYMLFLOW_WRITER_REST``
@@ -63,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     listener = socket.socket(fileno=args.listen)
     # forked now, before the writer's own threads; a rested writer's come with the next script
     plotter = PlotPool.start(args.listen, processes=not args.rested)
+    if not args.rested:  # a rested writer stays lean until a script comes
+        preload(PRELOAD + (DATABASE if _database(os.environ.get("MLFLOW_TRACKING_URI", "")) else ()))
     hall = Hall(listener, args.socket, args.lock, args.idle, plotter)
     scheduler = Scheduler(hall.queued, plotter, args.listen)
     if hall.serve(scheduler):
