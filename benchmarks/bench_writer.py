@@ -11,7 +11,8 @@ round of every mode comes first (the disk cache, the modules' bytecode and the w
 are then as warm as on a user's second run; ``PYTHONDONTWRITEBYTECODE`` is unset for the
 scripts). Budgets (checked on the default, the warm writer):
 
-* fit + evaluate, existing sqlite store: added <= 0.5 s; fresh store: added <= 1.0 s
+* fit + evaluate, existing sqlite store: added <= 0.3 s (issue 26; 0.5 s in issue 12), and
+  <= 1.0 s with a writer the script starts ("cold", issue 26); fresh store: added <= 1.0 s
 * a 16-candidate tune_grid and a 9-workflow WorkflowSet.fit_resamples: added <= 15 % of its time
 * closed port / hung server: the fit with autolog within 0.5 s of the fit without (the script's
   exit waits at most TIDYMLFLOW_EXIT_TIMEOUT; the fit itself is timed)
@@ -124,6 +125,10 @@ def _paired(script: str, modes: dict[str, dict[str, str]], repeats: int, fresh: 
     return {m: statistics.median(v) for m, v in times.items()}
 
 
+#: fit + evaluate on an existing store, added: a warm writer (issue 26; 0.5 s in issue 12) and a
+#: writer the script starts (the first script of a session, issue 26).
+WARM_BUDGET, COLD_BUDGET = 0.3, 1.0
+
 INLINE = True  # --no-inline: a tidymlflow without the writer flag (the code before this change)
 
 
@@ -137,17 +142,23 @@ def _modes(env: dict[str, str], **extra: str) -> dict[str, dict[str, str]]:
     return modes
 
 
-def _report(name: str, t: dict[str, float], budget: float, ratio: bool = False) -> bool:
+def _report(name: str, t: dict[str, float], budget: float, ratio: bool = False,
+            cold_budget: float | None = None) -> bool:
+    """One line: what autolog adds with the warm writer (against ``budget``), with a writer the
+    script starts (against ``cold_budget`` when given) and in-process."""
     added = {m: t[m] - t["without"] for m in t if m != "without"}
     shown = {m: (added[m] / t["without"] if ratio else added[m]) for m in added}
     unit = " of its own time" if ratio else " s"
     fmt = (lambda v: f"{v:+.0%}") if ratio else (lambda v: f"{v:+.2f}")
     ok = shown["process"] <= budget
+    cold_ok = cold_budget is None or "cold" not in shown or shown["cold"] <= cold_budget
     others = "".join(f", {label} {fmt(shown[m])}{unit}" for m, label in
                      (("cold", "writer started by the script"), ("inline", "in-process")) if m in shown)
+    cold = "" if cold_budget is None else (f"; started by the script, budget {fmt(cold_budget)} s: "
+                                           f"{'ok' if cold_ok else 'MISSED'}")
     print(f"{name}: without {t['without']:.2f} s; added by autolog {fmt(shown['process'])}{unit}{others}; "
-          f"budget {fmt(budget)}{'' if ratio else ' s'}: {'ok' if ok else 'MISSED'}")
-    return ok
+          f"budget {fmt(budget)}{'' if ratio else ' s'}: {'ok' if ok else 'MISSED'}{cold}")
+    return ok and cold_ok
 
 
 def _free_port() -> int:
@@ -161,7 +172,7 @@ def bench_scripts(tmp: Path, repeats: int) -> bool:
     env = _env(tmp, f"sqlite:///{tmp / 'existing.db'}")
     _run(SCRIPTS["fit"], {**env, "BENCH_AUTOLOG": "1"})  # the store exists from here on
     existing = _paired(SCRIPTS["fit"], _modes(env), repeats, False, tmp)
-    ok &= _report("fit + evaluate, existing sqlite store", existing, 0.5)
+    ok &= _report("fit + evaluate, existing sqlite store", existing, WARM_BUDGET, cold_budget=COLD_BUDGET)
     fresh = _paired(SCRIPTS["fit"], _modes(env), repeats, True, tmp)
     ok &= _report("fit + evaluate, fresh sqlite store", fresh, 1.0)
     ok &= _report("tune_grid (16) + WorkflowSet.fit_resamples (9)",

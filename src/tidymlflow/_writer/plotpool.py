@@ -307,8 +307,9 @@ _preloading: threading.Thread | None = None
 def preload(modules: tuple[str, ...]) -> None:
     """Import ``modules`` in a thread of the writer, at once: MLflow takes about a second to
     import, which the writer then spends while the script that started it is still starting,
-    not after its first job has come. Processes are forked only once it is done (a process
-    forked in the middle of an import would inherit the import's lock, held)."""
+    not after its first job has come. Processes are forked, and the writer's thread imports,
+    only once it is done (:func:`settled`: a process forked in the middle of an import would
+    inherit the import's lock, held)."""
     import importlib
 
     def run() -> None:
@@ -319,6 +320,14 @@ def preload(modules: tuple[str, ...]) -> None:
     global _preloading
     _preloading = threading.Thread(target=run, name="tidymlflow-preload", daemon=True)
     _preloading.start()
+
+
+def settled() -> None:
+    """Wait until :func:`preload` is done: before a fork, and before the writer's own thread
+    imports any of it (two threads importing one package at once can each find the other's
+    modules half done)."""
+    if _preloading is not None:
+        _preloading.join()
 
 
 #: The plotting processes' niceness: they yield the CPU to the user's script and to the writer
@@ -334,9 +343,7 @@ def helper_process(listener: int, nice: int = 0) -> Any:
     import concurrent.futures
     import multiprocessing
 
-    if _preloading is not None:
-        _preloading.join()
-
+    settled()
     return concurrent.futures.ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("fork"), initializer=_plot_process,
         initargs=(listener, nice))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from tidymlflow._jobs import journal as _journal
 from tidymlflow._jobs.records import Done, Hello, JobTarget, Manifest, ToScript
-from tidymlflow._writer import lanes, upkeep
+from tidymlflow._writer import lanes, plotpool, upkeep
 from tidymlflow._writer.delivery import Deliverer, Result
 from tidymlflow._writer.failures import Undelivered, unreachable
 from tidymlflow._writer.plotpool import PlotPool, freeze_heap, warm_plots
@@ -142,6 +142,7 @@ class Scheduler:
         """Import MLflow, open the store, then import the plotting libraries, while the user's
         script is still starting (its first calls then cost the writer little). ``absent``: the
         store was a sqlite file that did not exist when the script called ``autolog()``."""
+        plotpool.settled()  # MLflow, which the writer's first thread imports (server.PRELOAD)
         if target is not None:
             self._open_store(target, absent, env)
         if self.plotter is None:  # no plotting process: the writer draws
@@ -236,6 +237,7 @@ class Scheduler:
     def _deliver(self, job: Job, answer: Answer, late: bool = False) -> bool:
         """Deliver one job and answer; False when it is kept. A job whose run the next job
         waiting continues leaves part of it to that job (:func:`continued`)."""
+        plotpool.settled()
         held = self._take_carry(job)
         seq = None if late else job.seq
         with _journal.locked(job.path) as ours:

@@ -74,10 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     listener = socket.socket(fileno=args.listen)
     # forked now, before the writer's own threads; a rested writer's come with the next script
     plotter = PlotPool.start(args.listen, processes=not args.rested)
-    if not args.rested:  # a rested writer stays lean until a script comes
-        preload(PRELOAD + (DATABASE if _database(os.environ.get("MLFLOW_TRACKING_URI", "")) else ()))
     hall = Hall(listener, args.socket, args.lock, args.idle, plotter)
     scheduler = Scheduler(hall.queued, plotter, args.listen)
+    if not args.rested:  # a rested writer stays lean until a script comes
+        preload(PRELOAD + (DATABASE if _database(os.environ.get("MLFLOW_TRACKING_URI", "")) else ()))
     if hall.serve(scheduler):
         hall.rest(scheduler)  # does not return
     scheduler.finish_carry()
