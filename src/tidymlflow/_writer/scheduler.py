@@ -69,7 +69,6 @@ class _Carrying:
 
     job: Job
     answer: Answer
-    late: bool
     result: Result
 
 
@@ -176,10 +175,12 @@ class Scheduler:
         self.retry_kept()
         until, why = self.paused.get(job.journal, (0.0, ""))
         if time.monotonic() < until:
+            self.finish_carry()  # not the job that writes what the one before left
             self.kept.setdefault(job.journal, []).append(_Kept(job, until, answer))
             answer(Done(job.seq, job.path, job.call, kept=why))
             return
         if job.manifest is not None and lanes.remote(job.manifest.target):
+            self.finish_carry()
             self._queue(_Waiting(job, answer, False))
             return
         self._deliver(job, answer)
@@ -255,7 +256,7 @@ class Scheduler:
                 if exc.unreachable:
                     self.paused[job.journal] = (time.monotonic() + RETRY_AFTER, str(exc))
                 if held is not None and exc.unreachable:  # what it left was not written: kept too
-                    self._keep_late(held, str(exc))
+                    self._keep_held(held, str(exc))
                 elif held is not None:  # written in whole now (its run ends as it would have)
                     self._finish(held)
                 if not late:
@@ -267,8 +268,8 @@ class Scheduler:
                 answer(Done(seq, job.path, job.call, errors=(f"{type(exc).__name__}: {exc}",)))
                 self._finish(held)
                 return True
-            if result.carried is not None:
-                self.carrying = _Carrying(job, answer, late, result)
+            if result.carried is not None:  # never for a job written late
+                self.carrying = _Carrying(job, answer, result)
                 return True
             _journal.remove(job.path)
         self._done(job, answer, seq, result)
@@ -276,7 +277,7 @@ class Scheduler:
             with _journal.locked(held.job.path) as ours:
                 if ours:
                     _journal.remove(held.job.path)
-            self._done(held.job, held.answer, None if held.late else held.job.seq, held.result)
+            self._done(held.job, held.answer, held.job.seq, held.result)
         return True
 
     def _done(self, job: Job, answer: Answer, seq: int | None, result: Result) -> None:
@@ -306,17 +307,16 @@ class Scheduler:
 
     def _finish(self, held: _Carrying | None) -> None:
         """A job that left part of it to a next job that did not write it: delivered again in
-        whole (delivery is idempotent; a replay leaves nothing to another job)."""
-        if held is not None and not self._deliver(held.job, held.answer, held.late) and held.late:
-            self.kept.setdefault(held.job.journal, []).append(
-                _Kept(held.job, time.monotonic() + RETRY_AFTER, held.answer))
+        whole, and answered (delivery is idempotent; a replay leaves nothing to another job; a
+        job that cannot be written now is kept)."""
+        if held is not None:
+            self._deliver(held.job, held.answer)
 
-    def _keep_late(self, held: _Carrying, why: str) -> None:
-        """The job that left part of it to a job that could not be written: kept with it."""
+    def _keep_held(self, held: _Carrying, why: str) -> None:
+        """The job that left part of it to a job whose server is out of reach: kept with it."""
         self.kept.setdefault(held.job.journal, []).append(
             _Kept(held.job, time.monotonic() + RETRY_AFTER, held.answer))
-        if not held.late:
-            held.answer(Done(held.job.seq, held.job.path, held.job.call, kept=why))
+        held.answer(Done(held.job.seq, held.job.path, held.job.call, kept=why))
 
     def scan(self) -> None:
         """Look for jobs that scripts which have ended left in this user's journals and that no
