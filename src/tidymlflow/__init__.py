@@ -101,7 +101,7 @@ def autolog(
     else:
         handover.provide(_service.get, _service.current)  # the writer the calls hand their jobs to
         # the writer first: it imports MLflow while the layers load (pandas) and the script starts
-        _service.get(warm=_runs.current_target().record())
+        _service.get(warm=_runs.current_target().record(), config=config)
         _sampling.sampler.reset()  # a loop's fits are counted from here
         _engine.activate(config)
         _habits.install()  # MLflow reads in this process see what was logged (read-your-writes)

@@ -36,6 +36,19 @@ def test_bad_flags_raise_naming_the_flag(kwargs, error, name):
         tidymlflow.autolog(**kwargs)
 
 
+@pytest.mark.parametrize("chosen", ["inline", "process"])
+def test_autolog_starts_the_writer_its_own_flag_asks_for(chosen, monkeypatch, tmp_path):
+    """autolog(writer=...) starts that writer, whatever the configuration before it said (the
+    writer is started before the configuration becomes active)."""
+    from tidymlflow._writer import client
+
+    monkeypatch.delenv("TIDYMLFLOW_WRITER", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    tidymlflow.autolog(writer="process" if chosen == "inline" else "inline")
+    tidymlflow.autolog(writer=chosen)
+    assert client.current() is not None and client.current().synchronous == (chosen == "inline")
+
+
 def test_valid_plot_names_accepted(split):
     """A set of plot names is taken as given: the config holds it, and a fit draws only those."""
     from tidymlflow._runtime import state

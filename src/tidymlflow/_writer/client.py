@@ -55,9 +55,11 @@ PROGRESS_AFTER = 2.0
 LOG_LIMIT = 5_000_000
 
 
-def mode() -> str:
-    """``process`` or ``inline``: the ``autolog(writer=...)`` choice, else ``TIDYMLFLOW_WRITER``."""
-    chosen = getattr(_state.config, "writer", None) or os.environ.get("TIDYMLFLOW_WRITER", "process")
+def mode(config: Any = None) -> str:
+    """``process`` or ``inline``: the ``autolog(writer=...)`` choice (of ``config``, else of the
+    active configuration), else ``TIDYMLFLOW_WRITER``."""
+    config = config if config is not None else _state.config
+    chosen = getattr(config, "writer", None) or os.environ.get("TIDYMLFLOW_WRITER", "process")
     return "inline" if chosen.strip().lower() == "inline" else "process"
 
 
@@ -381,11 +383,12 @@ _writer: Inline | Process | None = None
 _lock = threading.Lock()
 
 
-def get(warm: JobTarget | None = None) -> Inline | Process:
-    """The writer of this process (started on first use; a forked child starts its own)."""
+def get(warm: JobTarget | None = None, config: Any = None) -> Inline | Process:
+    """The writer of this process (started on first use; a forked child starts its own).
+    ``config``: the configuration ``autolog()`` is about to make active (else the active one)."""
     global _writer
     with _lock:
-        wanted = mode()
+        wanted = mode(config)
         current = _writer
         if current is not None and current.synchronous == (wanted == "inline"):
             return current
