@@ -15,7 +15,7 @@ pairs against the budgets:
   start to the last one written);
 * the loop with every run written by the script's end: added <= 12 s;
 * nothing dropped: every run FINISHED with its three tables and test metrics, and the residual
-  plot on the runs the sampling rule draws (``autolog(plot_every_n_fits=...)``: the first 20
+  plot on the runs the sampling rule draws (``autolog(plot_every_n_fits=...)``: the first 10
   fits, then every n-th; ``--plot-every 1`` draws every run's plot) and the tag
   ``tidymlflow.plots_skipped`` on the others.
 
@@ -94,8 +94,10 @@ def _complete_runs(uri: str) -> tuple[int, int]:
 
 
 def _expected_plots(fits: int, every: int) -> int:
-    """Runs with plots under the sampling rule (the first 20 fits, then every n-th)."""
-    return sum(1 for i in range(1, fits + 1) if every == 1 or i <= 20 or i % every == 0)
+    """Runs with plots under the sampling rule (the first fits, then every n-th)."""
+    from tidymlflow._log.sampling import PLOTTED_FIRST
+
+    return sum(1 for i in range(1, fits + 1) if every == 1 or i <= PLOTTED_FIRST or i % every == 0)
 
 
 def main() -> int:

@@ -62,7 +62,7 @@ def autolog(
         log_fold_runs: one extra child run per resample fold.
         max_tuning_runs: child runs per tuning call, best first; None = every candidate.
         plot_every_n_fits: a model fitted again and again (a loop: a backtest, a per-series
-            loop) gets its plots for its first 20 fits since ``autolog()`` and then every n-th;
+            loop) gets its plots for its first 10 fits since ``autolog()`` and then every n-th;
             the runs between keep everything else and the tag ``tidymlflow.plots_skipped``.
             1 draws every fit's plots.
         pickle_workflows: pickle each unfitted workflow of a tuning or comparison that JSON cannot

@@ -56,29 +56,29 @@ def _plot_files(store, run) -> list[str]:
 
 
 def test_a_model_fitted_in_a_loop_has_its_plots_for_its_first_fits_then_every_nth(store, split):
-    """plot_every_n_fits: the first 20 fits of a model since autolog() and then every n-th have
+    """plot_every_n_fits: the first 10 fits of a model since autolog() and then every n-th have
     their plots (the evaluation's forecast included); the runs between keep their params, metrics
     and tables, and say why they have no plots. Another model counts on its own; 1 draws all."""
     train, test = split
     tidymlflow.autolog(plot_every_n_fits=3)
-    for _ in range(24):
+    for _ in range(14):
         _wf().fit(train).evaluate(test)
     _wf("y ~ x1").fit(train)
     tidymlflow.autolog(plot_every_n_fits=1)
     _wf().fit(train)
 
     runs = store.runs()
-    assert len(runs) == 26
+    assert len(runs) == 16
     skipped = [r for r in runs if "tidymlflow.plots_skipped" in r.data.tags]
     assert sorted(r.data.tags["tidymlflow.plots_skipped"].split(" of ")[0] for r in skipped) == [
-        "fit 22", "fit 23"]  # 1-20 drawn, then 21 and 24 (every 3rd)
+        "fit 11", "fit 13", "fit 14"]  # 1-10 drawn, then 12 (every 3rd)
     assert "plot_every_n_fits=3" in skipped[0].data.tags["tidymlflow.plots_skipped"]
     drawn = [r for r in runs if r not in skipped]
     assert all(r.info.run_name == "linear_reg: y ~ x1 + x2" for r in skipped)
     for run in drawn:
         assert "plots/residual_diagnostics.png" in _plot_files(store, run), run.info.run_name
     evaluated = [r for r in drawn if "test_rmse" in r.data.metrics]
-    assert len(evaluated) == 22 and all("plots/forecast.html" in _plot_files(store, r) for r in evaluated)
+    assert len(evaluated) == 11 and all("plots/forecast.html" in _plot_files(store, r) for r in evaluated)
     for run in skipped:
         assert _plot_files(store, run) == []
         assert set(run.data.metrics) == set(evaluated[0].data.metrics)

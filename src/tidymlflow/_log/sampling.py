@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 #: Fits of one model in a process that always get their plots.
-PLOTTED_FIRST = 20
+PLOTTED_FIRST = 10
 #: The tag on a run whose plots the rule skipped.
 SKIPPED_TAG = "tidymlflow.plots_skipped"
 
