@@ -12,7 +12,7 @@ import os
 import pytest
 
 import tidymlflow
-from tidymlflow._jobs import journal, records
+from tidymlflow._jobs import journal, records, stage
 from tidymlflow._jobs.records import Done, Hello, JobTarget, RecordError, Refused, Submit, Wait, Welcome
 from tidymlflow.testing import capture
 
@@ -202,3 +202,23 @@ def test_a_relative_store_is_made_absolute_against_the_scripts_folder(uri, expec
     """A writer serving scripts in several folders opens each relative store in its script's
     folder (MLflow keeps one store per URI text)."""
     assert journal.absolute_uri(uri, "/work/p") == expected
+
+
+@pytest.mark.parametrize("rows", [3, stage.CSV_ROWS + 1])
+def test_a_tables_csv_twin_is_the_owners_only_and_what_pandas_writes(tmp_path, rows):
+    """A CSV twin holds training data: 0600 whatever the umask, like every file of a job, with
+    the bytes pandas writes for the table (capped at CSV_ROWS rows, named for it)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": range(rows), "y": ["a,b"] * rows})
+    old = os.umask(0o022)
+    try:
+        stage.write_csv_twin(frame, str(tmp_path / "outputs.parquet"))
+    finally:
+        os.umask(old)
+    [twin] = list(tmp_path.glob("outputs*.csv"))
+    capped = f"outputs.first_{stage.CSV_ROWS}_rows.csv"
+    assert twin.name == ("outputs.csv" if rows <= stage.CSV_ROWS else capped)
+    assert twin.stat().st_mode & 0o777 == 0o600
+    frame.head(stage.CSV_ROWS).to_csv(tmp_path / "expected.csv", index=False)
+    assert twin.read_bytes() == (tmp_path / "expected.csv").read_bytes()

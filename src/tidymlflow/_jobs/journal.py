@@ -93,7 +93,7 @@ def _private_fd(path: str, flags: int) -> int:
     return fd
 
 
-def _private_file(path: str) -> Any:
+def open_private(path: str) -> Any:
     """A new file only its owner can read (0600), whatever the umask, opened for text writing."""
     return os.fdopen(_private_fd(path, os.O_TRUNC), "w", encoding="utf-8")
 
@@ -118,7 +118,7 @@ def folder(key: str) -> str:
     if not os.path.isdir(path):
         private_dir(base)
         private_dir(path)
-        with _private_file(os.path.join(path, _URI_FILE)) as fh:
+        with open_private(os.path.join(path, _URI_FILE)) as fh:
             fh.write(key + "\n")
     elif path not in _made_private:
         private_dir(path)  # one an older version made 0755 (checked once per process)
@@ -155,7 +155,7 @@ def seal(folder: str) -> None:
 def write_private(path: str, text: str) -> None:
     """A file only its owner can read, written whole and atomically (beside it first)."""
     tmp = path + ".tmp"
-    with _private_file(tmp) as fh:
+    with open_private(tmp) as fh:
         fh.write(text)
     os.replace(tmp, path)
 
@@ -207,7 +207,7 @@ def save_progress(job: str, progress: records.Progress) -> None:
     """Record progress (best effort: a full disk must not stop the delivery itself)."""
     with contextlib.suppress(OSError):
         tmp = os.path.join(job, PROGRESS + ".tmp")
-        with _private_file(tmp) as fh:
+        with open_private(tmp) as fh:
             fh.write(records.dump_progress(progress))
         os.replace(tmp, os.path.join(job, PROGRESS))
 

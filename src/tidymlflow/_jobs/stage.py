@@ -104,7 +104,8 @@ def write_csv_twin(frame: Any, path: str) -> None:
     ``<name>.csv``, or ``<name>.first_<N>_rows.csv`` when capped at :data:`CSV_ROWS` rows."""
     stem = path[: -len(".parquet")] if path.endswith(".parquet") else path
     capped = len(frame) > CSV_ROWS
-    frame.head(CSV_ROWS).to_csv(f"{stem}.first_{CSV_ROWS}_rows.csv" if capped else f"{stem}.csv", index=False)
+    with _journal.open_private(f"{stem}.first_{CSV_ROWS}_rows.csv" if capped else f"{stem}.csv") as fh:
+        frame.head(CSV_ROWS).to_csv(fh, index=False)  # training data: the owner's only, as the job
 
 
 def write_parquet(frame: Any, path: str, index: bool = False) -> Any:
