@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,14 +105,33 @@ def _writer_gone(pid: int, timeout: float = 120) -> None:
 
 
 def _stacks(pid: int) -> str:
-    """The end of a writer's log after it was asked for its threads' stacks (SIGUSR1)."""
+    """The end of a writer's log after it was asked for its threads' stacks (SIGUSR1), and the
+    processes at the other end of its connections (a writer stays while a script is connected)."""
     try:
         log = os.readlink(f"/proc/{pid}/fd/2")
         os.kill(pid, signal.SIGUSR1)
         time.sleep(1.0)
-        return Path(log).read_text(errors="replace")[-20000:]
+        return Path(log).read_text(errors="replace")[-20000:] + _peers(pid)
     except OSError as exc:
         return f"(no stacks: {exc})"
+
+
+def _peers(pid: int) -> str:
+    """The processes holding the other end of the writer's unix connections (``ss -xp``), with
+    their command lines."""
+    try:
+        lines = subprocess.run(["ss", "-xpn"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"\n(no peers: {exc})"
+    rows = [line.split() for line in lines if line.startswith("u_str")]
+    ours = {row[7] for row in rows if len(row) > 8 and f"pid={pid}," in row[8] and row[1] == "ESTAB"}
+    held = [" ".join(row[8:]) for row in rows if len(row) > 8 and row[5] in ours]
+    found = []
+    for entry in held:
+        for other in re.findall(r"pid=(\d+)", entry):
+            with contextlib.suppress(OSError):
+                found.append(f"{other}: " + Path(f"/proc/{other}/cmdline").read_text().replace("\0", " "))
+    return "\nconnected to the writer: " + ("; ".join(found) or "nobody")
 
 
 def _writer_pid(out: str) -> int:
