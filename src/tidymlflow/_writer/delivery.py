@@ -158,7 +158,8 @@ class Deliverer:
                 staged = {rec.handle: rec.tables for rec in manifest.runs}
                 manifest = self._with_outputs(job, manifest, result)
                 client = _client()
-                context = self._context_tags(manifest)
+                # MLflow's context tags go on the runs a job creates (an evaluation's job has none)
+                context = self._context_tags(manifest) if any(r.kind == "new" for r in manifest.runs) else {}
                 tagged: set[str] = set()  # runs created just now, their after-call tags included
                 for rec in manifest.runs:
                     runs[rec.handle], created = self._open(client, rec, context, progress, replay)
